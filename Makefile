@@ -1,0 +1,48 @@
+# The two entry points of the README, and the pieces they are made of.
+#   make demo   build what is needed, bring up the testbed, load the agent image, run netcheck against it
+#   make test   the whole test suite against the testbed (CI calls this)
+#   make down   stop the testbed
+
+SHELL := /bin/bash
+TESTBED_STATE ?= /var/lib/netcheck-testbed
+KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
+AGENT_IMAGE_TAR := target/netcheck-agent.tar
+NETCHECK := target/release/netcheck
+
+.PHONY: demo test down testbed image netcheck lint unit cluster-test bench
+
+demo: testbed image netcheck
+	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
+	@echo "The testbed stays up: KUBECONFIG=$(KUBECONFIG_TB) kubectl get nodes; 'make down' stops it."
+
+testbed:
+	testbed/up
+
+image: testbed
+	image/build-oci $(AGENT_IMAGE_TAR)
+	testbed/load-image $(AGENT_IMAGE_TAR)
+
+netcheck:
+	cargo build --release --locked -p netcheck-cli
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec \
+	  testbed/stop testbed/start testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
+
+unit:
+	cargo test --locked --workspace --lib --bins
+
+# Cluster tests share the testbed and inject faults into it: one test thread.
+cluster-test: image
+	KUBECONFIG=$(KUBECONFIG_TB) NETCHECK_REQUIRE_CLUSTER=1 NETCHECK_BIN=$(CURDIR)/$(NETCHECK) \
+	  cargo test --locked --workspace --test '*' -- --test-threads=1
+
+test: lint unit netcheck cluster-test
+
+bench: image netcheck
+	scripts/bench.sh
+
+down:
+	testbed/down

@@ -1,0 +1,257 @@
+//! `netcheck`: a thin shell over the `netcheck` library. Parses arguments, draws progress, renders the
+//! report, and turns the outcome into an exit code (0 passed, 1 a check failed, 2 could not run).
+
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use netcheck::report::{human, json, junit};
+use netcheck::runner::{self, ConnectOptions, RunOptions, SessionOptions};
+use netcheck::{Error, catalog, scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "netcheck",
+    version,
+    about = "Proves a Kubernetes cluster's Service networking works, and says what is broken when it does not."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, as kubectl).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, global = true)]
+    context: Option<String>,
+}
+
+impl ClusterArgs {
+    fn options(&self) -> ConnectOptions {
+        ConnectOptions { kubeconfig: self.kubeconfig.clone(), context: self.context.clone() }
+    }
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Deploy agents into a temporary namespace, run checks, report, clean up.
+    Run {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Built-in scenario name or a scenario file.
+        #[arg(long, default_value = "quick")]
+        scenario: String,
+        /// Run only these checks (repeatable); replaces the scenario's selection.
+        #[arg(long = "check", value_name = "ID")]
+        checks: Vec<String>,
+        /// Leave these checks out (repeatable).
+        #[arg(long = "skip", value_name = "ID")]
+        skips: Vec<String>,
+        /// Agent image.
+        #[arg(long, default_value = runner::DEFAULT_IMAGE)]
+        image: String,
+        /// Limit for the agents to become Ready, e.g. 60s or 2m.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Report format on stdout.
+        #[arg(short = 'o', long, value_enum, default_value = "human")]
+        output: Output,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Keep the run's namespace for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Also run client agents on tainted nodes.
+        #[arg(long)]
+        tolerate_taints: bool,
+    },
+    /// List the checks and the built-in scenarios.
+    List,
+    /// Delete netcheck namespaces left behind: expired ones, or all with --all.
+    Gc {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Delete every netcheck namespace, expired or not.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run as the in-cluster agent (used by the pods netcheck deploys).
+    Agent,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30s, 2m or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("'{text}' is not a duration like 30s, 2m or 500ms")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run { cluster, scenario, checks, skips, image, timeout, output, junit, keep, tolerate_taints } => {
+            let selection = select(&scenario, &checks, &skips);
+            let scenario = match selection {
+                Ok(s) => s,
+                Err(e) => return fail_error(&e),
+            };
+            let session = SessionOptions { image, ready_timeout: timeout, tolerate_taints, ..Default::default() };
+            let options = RunOptions { connect: cluster.options(), scenario, session, keep };
+            run(options, output, junit).await
+        }
+        Command::List => {
+            print!("{}", list());
+            ExitCode::SUCCESS
+        }
+        Command::Gc { cluster, all } => gc(cluster, all).await,
+        Command::Agent => agent().await,
+    }
+}
+
+fn select(name: &str, checks: &[String], skips: &[String]) -> Result<scenario::Scenario, Error> {
+    let mut scenario = if checks.is_empty() { scenario::load(name)? } else { scenario::from_check_ids(checks)? };
+    scenario.without(skips)?;
+    Ok(scenario)
+}
+
+async fn run(options: RunOptions, output: Output, junit_path: Option<PathBuf>) -> ExitCode {
+    let interactive = std::io::stderr().is_terminal();
+    let progress = progress::Bar::new(interactive);
+    let outcome = runner::run(&options, &progress).await;
+    progress.finish();
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => return fail_error(&e),
+    };
+    if let Some(path) = junit_path
+        && let Err(e) = std::fs::write(&path, junit::render(&report))
+    {
+        return fail(&format!("cannot write the JUnit report to {}: {e}", path.display()));
+    }
+    match output {
+        Output::Json => println!("{}", json::render(&report)),
+        Output::Human => {
+            let color = human::color_wanted(std::io::stdout().is_terminal());
+            print!("{}", human::render(&report, color));
+        }
+    }
+    ExitCode::from(report.exit_code() as u8)
+}
+
+fn list() -> String {
+    let mut out = String::from("Checks:\n");
+    for check in catalog::CHECKS {
+        out.push_str(&format!("  {:<26} {}\n", check.id, check.title));
+    }
+    out.push_str("\nScenarios:\n");
+    for name in scenario::builtin_names() {
+        if let Some(s) = scenario::builtin(name) {
+            let ids: Vec<&str> = s.checks.iter().map(|c| c.id).collect();
+            out.push_str(&format!("  {:<12} {}\n  {:<12} checks: {}\n", name, s.description, "", ids.join(", ")));
+        }
+    }
+    out
+}
+
+async fn gc(cluster: ClusterArgs, all: bool) -> ExitCode {
+    let connected = match runner::connect(&cluster.options()).await {
+        Ok(c) => c,
+        Err(e) => return fail_error(&e),
+    };
+    match runner::namespace::collect_garbage(&connected.client, all).await {
+        Ok(deleted) if deleted.is_empty() => {
+            println!("no netcheck namespace to delete");
+            ExitCode::SUCCESS
+        }
+        Ok(deleted) => {
+            for name in deleted {
+                println!("deleted namespace {name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_error(&e),
+    }
+}
+
+async fn agent() -> ExitCode {
+    let config = match netcheck::agent::AgentConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail_error(&e),
+    };
+    match netcheck::agent::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail_error(&e),
+    }
+}
+
+/// One message saying what went wrong and what to do; exit code 2.
+fn fail_error(error: &Error) -> ExitCode {
+    let hint = match error {
+        Error::Kubeconfig { .. } => "check --kubeconfig/--context or KUBECONFIG",
+        Error::Unreachable { .. } => "check that the cluster is up and that this machine can reach its API server",
+        Error::Deploy { .. } => "fix the cause above (for a missing image: load it into the nodes or pass --image)",
+        Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
+        Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
+        Error::Interrupted => "the run's namespace was deleted",
+        _ => "re-run with RUST_LOG=debug for details",
+    };
+    fail(&format!("{error}\n  → {hint}"))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("netcheck: {message}");
+    ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

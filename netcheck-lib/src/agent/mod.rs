@@ -1,0 +1,111 @@
+//! The in-cluster agent (`netcheck agent`): one binary for both roles.
+//!
+//! Every agent serves its identity over HTTP and UDP (the server role) and executes the probe orders
+//! addressed to it (the client role). The run decides roles by where it sends traffic and orders.
+//! Readiness (`/readyz`) is true only once the agent's order watch is established and no order has
+//! switched it off, so a pod that cannot reach the API server never becomes Ready and the runner can
+//! name it.
+
+mod orders;
+mod probe;
+mod server;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::protocol::Identity;
+use crate::{Error, Result};
+
+/// Settings of one agent process, normally from the downward API environment.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Pod name (`POD_NAME`).
+    pub pod: String,
+    /// Namespace whose orders the agent executes (`POD_NAMESPACE`).
+    pub namespace: String,
+    /// Node name (`NODE_NAME`).
+    pub node: String,
+    /// Pod IP (`POD_IP`).
+    pub pod_ip: String,
+    /// Whether `/readyz` starts out ready (`NETCHECK_START_READY`, default true).
+    pub start_ready: bool,
+    /// How long to keep serving, not ready, after SIGTERM (`NETCHECK_SHUTDOWN_DELAY_MS`), so that
+    /// endpoints drop the pod before it stops answering.
+    pub shutdown_delay: Duration,
+}
+
+impl AgentConfig {
+    /// Reads the configuration from the environment the agent's pod spec sets.
+    pub fn from_env() -> Result<Self> {
+        fn var(name: &str) -> Result<String> {
+            std::env::var(name).map_err(|_| {
+                Error::Input(format!(
+                    "environment variable {name} is not set (the agent runs inside a pod created by netcheck)"
+                ))
+            })
+        }
+        let start_ready = std::env::var("NETCHECK_START_READY").map(|v| v != "false").unwrap_or(true);
+        let delay_ms = std::env::var("NETCHECK_SHUTDOWN_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(AgentConfig {
+            pod: var("POD_NAME")?,
+            namespace: var("POD_NAMESPACE")?,
+            node: var("NODE_NAME")?,
+            pod_ip: var("POD_IP")?,
+            start_ready,
+            shutdown_delay: Duration::from_millis(delay_ms),
+        })
+    }
+
+    fn identity(&self) -> Identity {
+        Identity { pod: self.pod.clone(), node: self.node.clone(), pod_ip: self.pod_ip.clone(), client: String::new() }
+    }
+}
+
+/// Readiness as the agent reports it at `/readyz`.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness {
+    /// Switched by `SetReady` orders.
+    wanted: AtomicBool,
+    /// True once the order watch has listed its orders.
+    connected: AtomicBool,
+}
+
+impl Readiness {
+    fn ready(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst) && self.connected.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT.
+pub async fn run(config: AgentConfig) -> Result<()> {
+    let identity = config.identity();
+    let readiness = Arc::new(Readiness::default());
+    readiness.wanted.store(config.start_ready, Ordering::SeqCst);
+
+    let http = server::serve_http(identity.clone(), readiness.clone()).await?;
+    let udp = server::serve_udp(identity.clone()).await?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::Unreachable { server: "in-cluster API server".into(), reason: e.to_string() })?;
+    let orders = tokio::spawn(orders::execute_orders(client, config.namespace.clone(), identity, readiness.clone()));
+
+    wait_for_termination().await;
+    tracing::info!(delay_ms = config.shutdown_delay.as_millis() as u64, "terminating: not ready, still serving");
+    readiness.wanted.store(false, Ordering::SeqCst);
+    tokio::time::sleep(config.shutdown_delay).await;
+    orders.abort();
+    http.abort();
+    udp.abort();
+    Ok(())
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

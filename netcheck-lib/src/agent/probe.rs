@@ -1,0 +1,154 @@
+//! The client role: executes HTTP and UDP probe orders and times every attempt.
+
+use std::error::Error as _;
+use std::io;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::net::UdpSocket;
+
+use crate::protocol::{Attempt, HttpProbe, Identity, Outcome, UdpProbe};
+
+/// Runs `attempts` GETs per target with `concurrency` in flight, each on a fresh connection so that
+/// every request is balanced anew by the Service proxy.
+pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .timeout(Duration::from_millis(probe.timeout_ms))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+    let origin = Instant::now();
+    let jobs: Vec<String> =
+        probe.targets.iter().flat_map(|t| std::iter::repeat_n(t.clone(), probe.attempts as usize)).collect();
+    let attempts = futures::stream::iter(jobs)
+        .map(|target| {
+            let client = client.clone();
+            let url = format!("http://{target}{}", probe.path);
+            async move {
+                let start = Instant::now();
+                let outcome = http_once(&client, &url).await;
+                Attempt {
+                    target,
+                    start_ms: start.duration_since(origin).as_millis() as u64,
+                    elapsed_us: start.elapsed().as_micros() as u64,
+                    retries: 0,
+                    outcome,
+                }
+            }
+        })
+        .buffer_unordered(probe.concurrency.max(1) as usize)
+        .collect()
+        .await;
+    Ok(attempts)
+}
+
+async fn http_once(client: &reqwest::Client, url: &str) -> Outcome {
+    let response = match client.get(url).send().await {
+        Ok(r) => r,
+        Err(e) => return classify_http_error(&e),
+    };
+    let status = response.status();
+    let body = match response.text().await {
+        Ok(b) => b,
+        Err(e) => return classify_http_error(&e),
+    };
+    if !status.is_success() {
+        return Outcome::Unexpected { detail: format!("HTTP {status}") };
+    }
+    match serde_json::from_str::<Identity>(&body) {
+        Ok(identity) => Outcome::Answered { identity },
+        Err(_) => {
+            Outcome::Unexpected { detail: format!("HTTP {status}, not a netcheck agent: {}", truncate(&body, 80)) }
+        }
+    }
+}
+
+fn classify_http_error(e: &reqwest::Error) -> Outcome {
+    if e.is_timeout() {
+        return Outcome::Timeout;
+    }
+    // The io::Error deep in the chain tells refused from reset from unreachable.
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>()
+            && let Some(outcome) = classify_io(io)
+        {
+            return outcome;
+        }
+        let text = s.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup") || text.contains("no record found") {
+            return Outcome::Unresolved { detail: text };
+        }
+        source = s.source();
+    }
+    Outcome::Error { detail: e.to_string() }
+}
+
+fn classify_io(e: &io::Error) -> Option<Outcome> {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => Some(Outcome::Refused),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+            Some(Outcome::Reset)
+        }
+        io::ErrorKind::TimedOut => Some(Outcome::Timeout),
+        _ => match e.raw_os_error() {
+            Some(code) if code == 113 || code == 101 => Some(Outcome::Error { detail: e.to_string() }),
+            _ => None,
+        },
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Runs `attempts` request/response exchanges per target over UDP; a try that times out is retried up
+/// to `retries` times and counted, so that loss is visible even when the exchange finally succeeds.
+pub(super) async fn udp(probe: &UdpProbe) -> Result<Vec<Attempt>, String> {
+    let origin = Instant::now();
+    let mut attempts = Vec::new();
+    for target in &probe.targets {
+        for _ in 0..probe.attempts {
+            let start = Instant::now();
+            let (outcome, retries) = udp_exchange(target, probe).await;
+            attempts.push(Attempt {
+                target: target.clone(),
+                start_ms: start.duration_since(origin).as_millis() as u64,
+                elapsed_us: start.elapsed().as_micros() as u64,
+                retries,
+                outcome,
+            });
+        }
+    }
+    Ok(attempts)
+}
+
+async fn udp_exchange(target: &str, probe: &UdpProbe) -> (Outcome, u32) {
+    // A fresh socket (and source port) per exchange: a new conntrack entry, balanced anew.
+    let socket = match UdpSocket::bind("0.0.0.0:0").await {
+        Ok(s) => s,
+        Err(e) => return (Outcome::Error { detail: e.to_string() }, 0),
+    };
+    if let Err(e) = socket.connect(target).await {
+        return (classify_io(&e).unwrap_or(Outcome::Error { detail: e.to_string() }), 0);
+    }
+    let mut buf = [0u8; 1024];
+    for try_no in 0..=probe.retries {
+        if let Err(e) = socket.send(b"netcheck").await {
+            return (classify_io(&e).unwrap_or(Outcome::Error { detail: e.to_string() }), try_no);
+        }
+        match tokio::time::timeout(Duration::from_millis(probe.timeout_ms), socket.recv(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Err(e)) => return (classify_io(&e).unwrap_or(Outcome::Error { detail: e.to_string() }), try_no),
+            Ok(Ok(n)) => {
+                let outcome = match serde_json::from_slice::<Identity>(&buf[..n]) {
+                    Ok(identity) => Outcome::Answered { identity },
+                    Err(_) => Outcome::Unexpected { detail: format!("{n} bytes, not a netcheck agent") },
+                };
+                return (outcome, try_no);
+            }
+        }
+    }
+    (Outcome::Timeout, probe.retries)
+}

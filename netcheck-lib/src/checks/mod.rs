@@ -1,0 +1,28 @@
+//! Checks: each has a stable id (see [`crate::catalog`]) and produces results per subject.
+//!
+//! Checks that need the same traffic share one probe round: `clusterip/*`, `lb/distribution` and
+//! `pod/direct` are all answered by [`service_path`], which sends each client's requests once.
+
+pub mod diagnosis;
+pub mod service_path;
+
+use crate::report::CheckResult;
+use crate::runner::{Progress, Session};
+use crate::scenario::{Scenario, SelectedCheck};
+
+/// Runs the scenario's checks on a session and returns every result, in scenario order.
+pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    if scenario.checks.iter().any(|c| service_path::IDS.contains(&c.id)) {
+        progress.note("probing the ClusterIP and pod IPs from every node");
+        results.extend(service_path::run(session, scenario).await);
+    }
+    let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
+    results.sort_by_key(order);
+    results
+}
+
+/// The selected check `id`, if the scenario has it.
+pub(crate) fn selected<'a>(scenario: &'a Scenario, id: &str) -> Option<&'a SelectedCheck> {
+    scenario.checks.iter().find(|c| c.id == id)
+}

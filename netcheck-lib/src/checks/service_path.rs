@@ -1,0 +1,502 @@
+//! `clusterip/reachable`, `clusterip/all-backends`, `lb/distribution` and `pod/direct`: one probe round
+//! from every client agent to the echo Service's ClusterIP and to every server pod IP.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::diagnosis::{self, PathEvidence};
+use super::selected;
+use crate::protocol::{Action, Attempt, HTTP_PORT, HttpProbe, OrderResult};
+use crate::report::{CheckResult, Status, Subject};
+use crate::runner::endpoints::{self, EndpointAddress};
+use crate::runner::manifests::{ECHO_HTTP_PORT, ECHO_SERVICE};
+use crate::runner::orders::{self, OrderFailure};
+use crate::runner::{AgentPod, Session};
+use crate::scenario::Scenario;
+use crate::stats;
+
+/// Check ids answered by this module.
+pub const IDS: &[&str] = &[REACHABLE, ALL_BACKENDS, DISTRIBUTION, POD_DIRECT];
+const REACHABLE: &str = "clusterip/reachable";
+const ALL_BACKENDS: &str = "clusterip/all-backends";
+const DISTRIBUTION: &str = "lb/distribution";
+const POD_DIRECT: &str = "pod/direct";
+
+/// The probe parameters derived from the selected checks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Plan {
+    service_requests: u32,
+    concurrency: u32,
+    timeout_ms: u64,
+    per_backend: u32,
+    min_p_value: f64,
+    min_share: f64,
+}
+
+fn plan(scenario: &Scenario) -> Plan {
+    let reachable = selected(scenario, REACHABLE);
+    let dist = selected(scenario, DISTRIBUTION);
+    let direct = selected(scenario, POD_DIRECT);
+    let requests = [reachable.map(|c| c.params.int("requests")), dist.map(|c| c.params.int("requests"))];
+    Plan {
+        service_requests: requests.into_iter().flatten().max().unwrap_or(20) as u32,
+        concurrency: dist.map(|c| c.params.int("concurrency")).unwrap_or(8) as u32,
+        timeout_ms: reachable.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),
+        per_backend: direct.map(|c| c.params.int("requestsPerBackend")).unwrap_or(3) as u32,
+        min_p_value: dist.map(|c| c.params.float("minPValue")).unwrap_or(0.001),
+        min_share: dist.map(|c| c.params.float("minShareOfFair")).unwrap_or(0.5),
+    }
+}
+
+/// What one client saw.
+struct NodeRound {
+    node: String,
+    service: Result<OrderResult, OrderFailure>,
+    direct: Result<OrderResult, OrderFailure>,
+}
+
+/// Runs the round and produces the results of the selected checks among [`IDS`].
+pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let plan = plan(scenario);
+    let service_target = format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip);
+    let expected = match api_endpoints_settled(session).await {
+        Ok(e) => e,
+        Err(e) => return errors(scenario, &format!("cannot read the echo Service's endpoints: {e}")),
+    };
+    let convergence = data_plane_settled(session, &expected, &service_target, &plan).await;
+    let rounds = join_all(
+        session.agents.clients.iter().map(|(node, agent)| probe_node(session, node, agent, &service_target, &plan)),
+    )
+    .await;
+    let evidence: Vec<PathEvidence> = rounds.iter().map(|r| path_evidence(r, &session.agents.servers)).collect();
+
+    let mut results = Vec::new();
+    for round in &rounds {
+        let subject = Subject::from_node(&round.node).at(&service_target).named(format!("service/{ECHO_SERVICE}"));
+        match &round.service {
+            Err(f) => {
+                for id in [REACHABLE, ALL_BACKENDS, DISTRIBUTION] {
+                    if selected(scenario, id).is_some() {
+                        results.push(CheckResult::new(id, Status::Error, subject.clone(), f.to_string()));
+                    }
+                }
+            }
+            Ok(r) => {
+                let ev = evidence.iter().find(|e| e.node == round.node).expect("evidence per round");
+                if selected(scenario, REACHABLE).is_some() {
+                    results.push(reachable(subject.clone(), &r.attempts, ev, &evidence));
+                }
+                if selected(scenario, ALL_BACKENDS).is_some() {
+                    let result = all_backends(subject.clone(), &r.attempts, &expected, &session.agents.servers);
+                    results.push(match convergence.get(&round.node) {
+                        Some(Some(ms)) => result.measure("convergenceMs", *ms),
+                        _ => result,
+                    });
+                }
+                if selected(scenario, DISTRIBUTION).is_some() {
+                    results.push(distribution(subject.clone(), &r.attempts, &expected, &session.agents.servers, &plan));
+                }
+            }
+        }
+        if selected(scenario, POD_DIRECT).is_some() {
+            results.extend(pod_direct(&round.node, &round.direct, &session.agents.servers));
+        }
+    }
+    results
+}
+
+/// How long the API may take to list every Ready server agent as a ready endpoint.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Reads the echo Service's endpoints until every Ready server agent is listed as ready (the endpoints
+/// controller lags pod readiness by a moment), or [`SETTLE_TIMEOUT`] passes.
+async fn api_endpoints_settled(session: &Session) -> crate::Result<Vec<EndpointAddress>> {
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let eps = endpoints::of_service(&session.cluster, &session.namespace, ECHO_SERVICE).await?;
+        let ready: BTreeSet<&str> = eps.iter().filter(|e| e.ready).map(|e| e.ip.as_str()).collect();
+        if session.agents.servers.iter().all(|s| ready.contains(s.ip.as_str()))
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(eps);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Probes the ClusterIP from every client until each has seen every ready endpoint answer: the
+/// service proxies program new endpoints a moment after the API lists them. Returns, per node, the
+/// milliseconds that took (None: not within [`SETTLE_TIMEOUT`]); the measured round starts after.
+async fn data_plane_settled(
+    session: &Session,
+    expected: &[EndpointAddress],
+    service_target: &str,
+    plan: &Plan,
+) -> BTreeMap<String, Option<u64>> {
+    let want: BTreeSet<&str> = expected.iter().filter(|e| e.ready).map(|e| e.ip.as_str()).collect();
+    let start = tokio::time::Instant::now();
+    let per_node = session.agents.clients.iter().map(|(node, agent)| {
+        let want = want.clone();
+        async move {
+            let mut seen = BTreeSet::new();
+            while start.elapsed() < SETTLE_TIMEOUT {
+                let probe = HttpProbe {
+                    targets: vec![service_target.to_string()],
+                    path: "/".into(),
+                    attempts: (want.len() as u32 * 4).max(8),
+                    concurrency: plan.concurrency,
+                    timeout_ms: plan.timeout_ms.min(1000),
+                };
+                let deadline = order_deadline(probe.attempts, probe.concurrency, probe.timeout_ms);
+                let Ok(r) =
+                    orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline)
+                        .await
+                else {
+                    return (node.clone(), None);
+                };
+                seen.extend(r.attempts.iter().filter_map(|a| a.outcome.identity()).map(|i| i.pod_ip.clone()));
+                if want.iter().all(|ip| seen.contains(*ip)) {
+                    return (node.clone(), Some(start.elapsed().as_millis() as u64));
+                }
+            }
+            (node.clone(), None)
+        }
+    });
+    join_all(per_node).await.into_iter().collect()
+}
+
+fn errors(scenario: &Scenario, message: &str) -> Vec<CheckResult> {
+    IDS.iter()
+        .filter(|id| selected(scenario, id).is_some())
+        .map(|id| CheckResult::new(id, Status::Error, Subject::default(), message))
+        .collect()
+}
+
+/// Longest an order of `attempts` requests may take before the agent is declared silent.
+fn order_deadline(attempts: u32, concurrency: u32, timeout_ms: u64) -> Duration {
+    let waves = attempts.div_ceil(concurrency.max(1)) as u64 + 1;
+    Duration::from_millis(waves * timeout_ms + 15_000)
+}
+
+async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_target: &str, plan: &Plan) -> NodeRound {
+    let client = &session.cluster.client;
+    let ns = &session.namespace;
+    let service = HttpProbe {
+        targets: vec![service_target.to_string()],
+        path: "/".into(),
+        attempts: plan.service_requests,
+        concurrency: plan.concurrency,
+        timeout_ms: plan.timeout_ms,
+    };
+    let direct = HttpProbe {
+        targets: session.agents.servers.iter().map(|s| format!("{}:{HTTP_PORT}", s.ip)).collect(),
+        path: "/".into(),
+        attempts: plan.per_backend,
+        concurrency: plan.concurrency,
+        timeout_ms: plan.timeout_ms,
+    };
+    let service_deadline = order_deadline(service.attempts, service.concurrency, service.timeout_ms);
+    let direct_deadline =
+        order_deadline(direct.attempts * direct.targets.len() as u32, direct.concurrency, direct.timeout_ms);
+    let (service, direct) = tokio::join!(
+        orders::send(client, ns, agent, Action::Http(service), service_deadline),
+        orders::send(client, ns, agent, Action::Http(direct), direct_deadline),
+    );
+    NodeRound { node: node.to_string(), service, direct }
+}
+
+fn answered(attempts: &[Attempt]) -> usize {
+    attempts.iter().filter(|a| a.outcome.identity().is_some()).count()
+}
+
+fn path_evidence(round: &NodeRound, servers: &[AgentPod]) -> PathEvidence {
+    let cluster_ip = match &round.service {
+        Ok(r) => (answered(&r.attempts), r.attempts.len()),
+        Err(_) => (0, 0),
+    };
+    let mut same = (0, 0);
+    let mut other = (0, 0);
+    if let Ok(r) = &round.direct {
+        for server in servers {
+            let target = format!("{}:{HTTP_PORT}", server.ip);
+            let mine: Vec<&Attempt> = r.attempts.iter().filter(|a| a.target == target).collect();
+            let ok = !mine.is_empty() && mine.iter().all(|a| a.outcome.identity().is_some_and(|i| i.pod == server.pod));
+            let slot = if server.node == round.node { &mut same } else { &mut other };
+            slot.1 += 1;
+            slot.0 += usize::from(ok);
+        }
+    }
+    PathEvidence { node: round.node.clone(), cluster_ip, pods_same_node: same, pods_other_nodes: other }
+}
+
+fn latency_ms(attempts: &[Attempt]) -> Vec<f64> {
+    attempts.iter().filter(|a| a.outcome.identity().is_some()).map(|a| a.elapsed_us as f64 / 1000.0).collect()
+}
+
+/// Counts of failure outcomes, e.g. `timeout: 3, refused: 1`.
+fn failure_breakdown(attempts: &[Attempt]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.outcome.identity().is_none()) {
+        *counts.entry(a.outcome.label()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn describe(counts: &BTreeMap<&'static str, usize>) -> String {
+    counts.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+}
+
+fn reachable(subject: Subject, attempts: &[Attempt], ev: &PathEvidence, all: &[PathEvidence]) -> CheckResult {
+    let ok = answered(attempts);
+    let total = attempts.len();
+    let status = if ok == total && total > 0 { Status::Pass } else { Status::Fail };
+    let message = if status == Status::Pass {
+        format!("{ok}/{total} requests answered")
+    } else {
+        format!("{ok}/{total} requests answered ({})", describe(&failure_breakdown(attempts)))
+    };
+    let mut result =
+        CheckResult::new(REACHABLE, status, subject, message).measure("requests", total).measure("answered", ok);
+    if let Some(p) = stats::percentiles(&latency_ms(attempts)) {
+        result = result.measure("p50Ms", round2(p.p50)).measure("p90Ms", round2(p.p90)).measure("p99Ms", round2(p.p99));
+    }
+    if status == Status::Fail {
+        result.diagnosis = Some(diagnosis::service_failure(ev, all));
+    }
+    result
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn pod_label(ip: &str, servers: &[AgentPod], endpoints: &[EndpointAddress]) -> String {
+    servers
+        .iter()
+        .find(|s| s.ip == ip)
+        .map(|s| format!("{} ({ip}, {})", s.pod, s.node))
+        .or_else(|| endpoints.iter().find(|e| e.ip == ip).and_then(|e| e.pod.clone()).map(|p| format!("{p} ({ip})")))
+        .unwrap_or_else(|| ip.to_string())
+}
+
+fn all_backends(
+    subject: Subject,
+    attempts: &[Attempt],
+    endpoints: &[EndpointAddress],
+    servers: &[AgentPod],
+) -> CheckResult {
+    let expected: BTreeSet<String> = endpoints.iter().filter(|e| e.ready).map(|e| e.ip.clone()).collect();
+    let seen: BTreeSet<String> =
+        attempts.iter().filter_map(|a| a.outcome.identity()).map(|i| i.pod_ip.clone()).collect();
+    let missing: Vec<String> = expected.difference(&seen).map(|ip| pod_label(ip, servers, endpoints)).collect();
+    let extra: Vec<String> = seen.difference(&expected).map(|ip| pod_label(ip, servers, endpoints)).collect();
+    let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+    let (status, message) = if expected.is_empty() {
+        (Status::Fail, "the API lists no ready endpoint for the Service".to_string())
+    } else if missing.is_empty() && extra.is_empty() {
+        (Status::Pass, format!("all {} ready endpoints answered", expected.len()))
+    } else {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("never answered: {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            parts.push(format!("answered but not a ready endpoint: {}", extra.join(", ")));
+        }
+        (Status::Fail, parts.join("; "))
+    };
+    CheckResult::new(ALL_BACKENDS, status, subject, message)
+        .compare(list(&expected), list(&seen))
+        .measure("expected", expected.len())
+        .measure("seen", seen.len())
+}
+
+fn distribution(
+    subject: Subject,
+    attempts: &[Attempt],
+    endpoints: &[EndpointAddress],
+    servers: &[AgentPod],
+    plan: &Plan,
+) -> CheckResult {
+    let mut counts: BTreeMap<String, u64> =
+        endpoints.iter().filter(|e| e.ready).map(|e| (pod_name(&e.ip, servers), 0)).collect();
+    for identity in attempts.iter().filter_map(|a| a.outcome.identity()) {
+        *counts.entry(identity.pod.clone()).or_insert(0) += 1;
+    }
+    let Some(d) = stats::evenness(&counts) else {
+        return CheckResult::new(
+            DISTRIBUTION,
+            Status::Skip,
+            subject,
+            "needs at least 2 ready backends and some answers",
+        );
+    };
+    let even = d.p_value >= plan.min_p_value && d.min_share_of_fair >= plan.min_share;
+    let counts_text = d.counts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+    let message = format!(
+        "{} answers over {} backends: {counts_text}; chi-square p={:.3}, smallest share {:.0}% of fair",
+        d.total,
+        d.counts.len(),
+        d.p_value,
+        d.min_share_of_fair * 100.0
+    );
+    let mut result = CheckResult::new(DISTRIBUTION, if even { Status::Pass } else { Status::Fail }, subject, message)
+        .measure("counts", serde_json::to_value(&d.counts).unwrap_or_default())
+        .measure("chiSquare", round2(d.chi_square))
+        .measure("pValue", (d.p_value * 10_000.0).round() / 10_000.0)
+        .measure("minShareOfFair", round2(d.min_share_of_fair));
+    if !even {
+        result = result.compare(
+            format!("p ≥ {} and every backend ≥ {:.0}% of its fair share", plan.min_p_value, plan.min_share * 100.0),
+            format!("p = {:.5}, smallest share {:.0}%", d.p_value, d.min_share_of_fair * 100.0),
+        );
+    }
+    result
+}
+
+fn pod_name(ip: &str, servers: &[AgentPod]) -> String {
+    servers.iter().find(|s| s.ip == ip).map(|s| s.pod.clone()).unwrap_or_else(|| ip.to_string())
+}
+
+fn pod_direct(node: &str, direct: &Result<OrderResult, OrderFailure>, servers: &[AgentPod]) -> Vec<CheckResult> {
+    servers
+        .iter()
+        .map(|server| {
+            let target = format!("{}:{HTTP_PORT}", server.ip);
+            let subject = Subject::from_node(node).to_node(&server.node).at(&target).named(&server.pod);
+            let r = match direct {
+                Err(f) => return CheckResult::new(POD_DIRECT, Status::Error, subject, f.to_string()),
+                Ok(r) => r,
+            };
+            let mine: Vec<Attempt> = r.attempts.iter().filter(|a| a.target == target).cloned().collect();
+            let right = mine.iter().filter(|a| a.outcome.identity().is_some_and(|i| i.pod == server.pod)).count();
+            let status = if right == mine.len() && right > 0 { Status::Pass } else { Status::Fail };
+            let mut message = format!("{right}/{} requests answered by {}", mine.len(), server.pod);
+            if status == Status::Fail {
+                message.push_str(&format!(" ({})", describe(&failure_breakdown(&mine))));
+            }
+            let mut result = CheckResult::new(POD_DIRECT, status, subject, message)
+                .measure("answered", right)
+                .measure("requests", mine.len());
+            if let Some(p) = stats::percentiles(&latency_ms(&mine)) {
+                result = result.measure("p50Ms", round2(p.p50));
+            }
+            result
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Identity, Outcome};
+
+    fn server(pod: &str, node: &str, ip: &str) -> AgentPod {
+        AgentPod { pod: pod.into(), node: node.into(), ip: ip.into() }
+    }
+
+    fn answer(target: &str, pod: &str, ip: &str) -> Attempt {
+        let identity = Identity { pod: pod.into(), node: "n".into(), pod_ip: ip.into(), client: String::new() };
+        Attempt {
+            target: target.into(),
+            start_ms: 0,
+            elapsed_us: 1500,
+            retries: 0,
+            outcome: Outcome::Answered { identity },
+        }
+    }
+
+    fn failed(target: &str, outcome: Outcome) -> Attempt {
+        Attempt { target: target.into(), start_ms: 0, elapsed_us: 2_000_000, retries: 0, outcome }
+    }
+
+    fn ready(ip: &str) -> EndpointAddress {
+        EndpointAddress { ip: ip.into(), pod: None, ready: true }
+    }
+
+    #[test]
+    fn all_backends_names_the_backend_that_never_answered() {
+        let servers = [server("s1", "a", "10.0.0.1"), server("s2", "b", "10.0.0.2")];
+        let attempts = vec![answer("c", "s1", "10.0.0.1"); 5];
+        let r = all_backends(Subject::default(), &attempts, &[ready("10.0.0.1"), ready("10.0.0.2")], &servers);
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.message.contains("never answered: s2 (10.0.0.2, b)"), "{}", r.message);
+        let ok = all_backends(
+            Subject::default(),
+            &[answer("c", "s1", "10.0.0.1"), answer("c", "s2", "10.0.0.2")],
+            &[ready("10.0.0.1"), ready("10.0.0.2")],
+            &servers,
+        );
+        assert_eq!(ok.status, Status::Pass);
+    }
+
+    #[test]
+    fn traffic_to_a_not_ready_endpoint_fails_all_backends() {
+        let servers = [server("s1", "a", "10.0.0.1"), server("s2", "b", "10.0.0.2")];
+        let not_ready = EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false };
+        let attempts = [answer("c", "s1", "10.0.0.1"), answer("c", "s2", "10.0.0.2")];
+        let r = all_backends(Subject::default(), &attempts, &[ready("10.0.0.1"), not_ready], &servers);
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.message.contains("not a ready endpoint: s2"), "{}", r.message);
+    }
+
+    #[test]
+    fn a_backend_with_no_share_fails_distribution() {
+        let servers = [server("s1", "a", "10.0.0.1"), server("s2", "b", "10.0.0.2"), server("s3", "b", "10.0.0.3")];
+        let mut attempts = vec![answer("c", "s1", "10.0.0.1"); 150];
+        attempts.extend(vec![answer("c", "s2", "10.0.0.2"); 150]);
+        let plan = Plan {
+            service_requests: 300,
+            concurrency: 8,
+            timeout_ms: 1000,
+            per_backend: 1,
+            min_p_value: 0.001,
+            min_share: 0.5,
+        };
+        let eps = [ready("10.0.0.1"), ready("10.0.0.2"), ready("10.0.0.3")];
+        let r = distribution(Subject::default(), &attempts, &eps, &servers, &plan);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.measurements["counts"]["s3"], 0);
+        let mut even = vec![answer("c", "s1", "10.0.0.1"); 100];
+        even.extend(vec![answer("c", "s2", "10.0.0.2"); 95]);
+        even.extend(vec![answer("c", "s3", "10.0.0.3"); 105]);
+        assert_eq!(distribution(Subject::default(), &even, &eps, &servers, &plan).status, Status::Pass);
+    }
+
+    #[test]
+    fn reachable_reports_the_failure_breakdown() {
+        let mut attempts = vec![answer("c", "s1", "10.0.0.1"); 3];
+        attempts.push(failed("c", Outcome::Timeout));
+        attempts.push(failed("c", Outcome::Refused));
+        let ev =
+            PathEvidence { node: "a".into(), cluster_ip: (3, 5), pods_same_node: (1, 1), pods_other_nodes: (1, 1) };
+        let r = reachable(Subject::from_node("a"), &attempts, &ev, std::slice::from_ref(&ev));
+        assert_eq!(r.status, Status::Fail);
+        assert!(
+            r.message.contains("3/5") && r.message.contains("timeout: 1") && r.message.contains("refused: 1"),
+            "{}",
+            r.message
+        );
+        assert!(r.diagnosis.unwrap().likely_cause.contains("service proxy on a"));
+    }
+
+    #[test]
+    fn pod_direct_requires_the_right_pod_to_answer() {
+        let servers = [server("s1", "a", "10.0.0.1")];
+        let wrong = OrderResult {
+            version: 1,
+            agent: Identity { pod: "c".into(), node: "a".into(), pod_ip: "x".into(), client: String::new() },
+            attempts: vec![answer("10.0.0.1:8080", "someone-else", "10.0.0.1")],
+            error: None,
+        };
+        let r = pod_direct("a", &Ok(wrong), &servers);
+        assert_eq!(r[0].status, Status::Fail);
+    }
+
+    #[test]
+    fn order_deadline_grows_with_waves() {
+        assert!(order_deadline(300, 8, 2000) > order_deadline(20, 8, 2000));
+    }
+}

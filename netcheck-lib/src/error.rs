@@ -1,0 +1,80 @@
+//! Typed errors of the library. Each variant says what went wrong and, where it helps, what to do.
+
+use std::path::PathBuf;
+
+/// Errors that stop netcheck from running (as opposed to check failures, which are results).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be read or understood.
+    #[error("cannot use kubeconfig {path}: {reason}")]
+    Kubeconfig {
+        /// The file, or `<default>` when none was given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The API server did not answer.
+    #[error("cannot reach the Kubernetes API server at {server}: {reason}")]
+    Unreachable {
+        /// API server URL.
+        server: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API call failed while {action}: {source}")]
+    Api {
+        /// What netcheck was doing.
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Deploying netcheck's agents failed for a reason the cluster reported.
+    #[error("deploying agents failed: {object}: {reason}")]
+    Deploy {
+        /// The object concerned, e.g. `pod/netcheck-client-node-a`.
+        object: String,
+        /// The cause the cluster reported (ImagePullBackOff, Unschedulable, an admission denial).
+        reason: String,
+    },
+    /// Waiting for something took longer than allowed.
+    #[error("timed out after {seconds} s waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// A scenario file or check selection is invalid.
+    #[error("{0}")]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    /// Invalid input that is not a scenario (an unknown check id on the command line, a bad flag value).
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// The agent protocol was violated (a version mismatch or an unreadable message).
+    #[error("agent protocol error: {0}")]
+    Protocol(String),
+    /// Local I/O failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What netcheck was doing.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run was interrupted (SIGINT/SIGTERM).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a kube error with what netcheck was doing.
+    pub fn api(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::Api { action: action.into(), source: Box::new(source) }
+    }
+}

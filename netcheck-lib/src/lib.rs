@@ -1,0 +1,18 @@
+//! netcheck proves that a Kubernetes cluster's Service networking works, and says precisely what is
+//! broken when it does not.
+//!
+//! The library is the product; the `netcheck` CLI is a thin shell over it. See ARCHITECTURE.md at the
+//! repository root for the codemap.
+
+pub mod agent;
+pub mod catalog;
+pub mod checks;
+pub mod error;
+pub mod protocol;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod stats;
+
+pub use error::{Error, Result};
+pub use report::{CheckResult, Report, Status, Subject};

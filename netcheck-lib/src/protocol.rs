@@ -1,0 +1,276 @@
+//! The orders/results protocol between the runner and its agents, shared by both sides.
+//!
+//! Transport: one ConfigMap per order in the run's namespace, labelled with the agent that must execute
+//! it. The agent watches its orders, executes each once and writes the result into the same ConfigMap
+//! under [`RESULT_KEY`]. Only the Kubernetes API carries orders: no exec, no port-forward, no proxy.
+//!
+//! Invariant: every message carries [`PROTOCOL_VERSION`]; a side that reads another version refuses
+//! the message with a protocol error instead of guessing.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Label on an order ConfigMap naming the agent pod that must execute it.
+pub const AGENT_LABEL: &str = "netcheck.dev/agent";
+/// Label on every order ConfigMap.
+pub const ORDER_LABEL: &str = "netcheck.dev/order";
+/// ConfigMap data key holding the [`Order`] JSON.
+pub const ORDER_KEY: &str = "order";
+/// ConfigMap data key holding the [`OrderResult`] JSON, written by the agent.
+pub const RESULT_KEY: &str = "result";
+/// Port of the agents' HTTP server (identity at `/`, readiness at `/readyz`).
+pub const HTTP_PORT: u16 = 8080;
+/// Port of the agents' UDP echo server.
+pub const UDP_PORT: u16 = 8081;
+
+/// Who answered: what a server agent reports about itself and its client.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// Pod name.
+    pub pod: String,
+    /// Node the pod runs on.
+    pub node: String,
+    /// The pod's IP.
+    pub pod_ip: String,
+    /// The client address (`ip:port`) the server saw; tells SNAT from preserved source.
+    #[serde(default)]
+    pub client: String,
+}
+
+/// An order for one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// What to do.
+    pub action: Action,
+}
+
+/// What an order asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Action {
+    /// HTTP GET requests to each target.
+    Http(HttpProbe),
+    /// UDP request/response exchanges with each target.
+    Udp(UdpProbe),
+    /// Switch the agent's readiness endpoint.
+    SetReady {
+        /// Whether `/readyz` answers 200.
+        ready: bool,
+    },
+}
+
+/// HTTP probing parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpProbe {
+    /// `host:port` targets; hosts may be IPs or DNS names (resolved through the pod's resolv.conf).
+    pub targets: Vec<String>,
+    /// Path to request, e.g. `/`.
+    pub path: String,
+    /// Requests per target.
+    pub attempts: u32,
+    /// Requests in flight at once (over all targets).
+    pub concurrency: u32,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+}
+
+/// UDP probing parameters: each attempt sends one datagram and waits for the echo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UdpProbe {
+    /// `ip:port` targets.
+    pub targets: Vec<String>,
+    /// Exchanges per target.
+    pub attempts: u32,
+    /// Per-try timeout.
+    pub timeout_ms: u64,
+    /// Extra tries of an exchange after a timeout; used tries are reported as loss.
+    pub retries: u32,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum Outcome {
+    /// An answer came back from a netcheck server agent.
+    Answered {
+        /// Who answered.
+        identity: Identity,
+    },
+    /// Something answered, but not as a netcheck agent would (a foreign server, an HTTP error).
+    Unexpected {
+        /// What came back.
+        detail: String,
+    },
+    /// The connection was actively refused (RST / ICMP unreachable).
+    Refused,
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection was reset after it was established.
+    Reset,
+    /// The target name did not resolve.
+    Unresolved {
+        /// The resolver's error.
+        detail: String,
+    },
+    /// Any other error.
+    Error {
+        /// The error text.
+        detail: String,
+    },
+}
+
+impl Outcome {
+    /// The answering identity, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Outcome::Answered { identity } => Some(identity),
+            _ => None,
+        }
+    }
+
+    /// Short label for reports: `answered`, `refused`, `timeout`, ….
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Answered { .. } => "answered",
+            Outcome::Unexpected { .. } => "unexpected answer",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Reset => "reset",
+            Outcome::Unresolved { .. } => "unresolved",
+            Outcome::Error { .. } => "error",
+        }
+    }
+}
+
+/// One request/exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// The target as given in the order.
+    pub target: String,
+    /// Start, in ms since the agent began executing the order.
+    pub start_ms: u64,
+    /// Duration in microseconds.
+    pub elapsed_us: u64,
+    /// Extra tries used (UDP).
+    #[serde(default)]
+    pub retries: u32,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// An agent's answer to an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderResult {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// The executing agent.
+    pub agent: Identity,
+    /// Per-attempt outcomes, in completion order.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// Set when the agent could not execute the order at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Parses an order, refusing other protocol versions.
+pub fn parse_order(text: &str) -> Result<Order, String> {
+    let order: Order = serde_json::from_str(text).map_err(|e| format!("unreadable order: {e}"))?;
+    check_version(order.version)?;
+    Ok(order)
+}
+
+/// Parses a result, refusing other protocol versions.
+pub fn parse_result(text: &str) -> Result<OrderResult, String> {
+    let result: OrderResult = serde_json::from_str(text).map_err(|e| format!("unreadable result: {e}"))?;
+    check_version(result.version)?;
+    Ok(result)
+}
+
+fn check_version(version: u32) -> Result<(), String> {
+    if version == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(format!(
+            "protocol version {version} is not supported (this netcheck speaks {PROTOCOL_VERSION}); use the same netcheck version for the runner and the agent image"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity {
+            pod: "s-1".into(),
+            node: "node-a".into(),
+            pod_ip: "10.244.1.5".into(),
+            client: "10.244.2.3:4000".into(),
+        }
+    }
+
+    #[test]
+    fn order_round_trips_with_its_kind_tag() {
+        let order = Order {
+            version: PROTOCOL_VERSION,
+            action: Action::Http(HttpProbe {
+                targets: vec!["10.96.0.20:80".into()],
+                path: "/".into(),
+                attempts: 3,
+                concurrency: 2,
+                timeout_ms: 500,
+            }),
+        };
+        let text = serde_json::to_string(&order).unwrap();
+        assert!(text.contains(r#""kind":"http""#), "{text}");
+        assert!(text.contains(r#""timeoutMs":500"#), "{text}");
+        assert_eq!(parse_order(&text).unwrap(), order);
+    }
+
+    #[test]
+    fn result_attempt_outcome_is_flattened() {
+        let result = OrderResult {
+            version: PROTOCOL_VERSION,
+            agent: identity(),
+            attempts: vec![
+                Attempt {
+                    target: "t".into(),
+                    start_ms: 1,
+                    elapsed_us: 20,
+                    retries: 0,
+                    outcome: Outcome::Answered { identity: identity() },
+                },
+                Attempt { target: "t".into(), start_ms: 2, elapsed_us: 30, retries: 1, outcome: Outcome::Refused },
+            ],
+            error: None,
+        };
+        let text = serde_json::to_string(&result).unwrap();
+        assert!(text.contains(r#""outcome":"refused""#), "{text}");
+        assert!(text.contains(r#""podIp":"10.244.1.5""#), "{text}");
+        assert_eq!(parse_result(&text).unwrap(), result);
+    }
+
+    #[test]
+    fn other_protocol_versions_are_refused() {
+        let text = r#"{"version":2,"action":{"kind":"setReady","ready":true}}"#;
+        let err = parse_order(text).unwrap_err();
+        assert!(err.contains("protocol version 2"), "{err}");
+        assert!(parse_order(r#"{"version":1,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse_result("{").unwrap_err().starts_with("unreadable result"));
+    }
+}

@@ -1,0 +1,308 @@
+//! Creating the agents and waiting until they are Ready, failing fast on the causes that never heal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+
+use super::Cluster;
+use super::manifests::{self, AgentTemplate, COMPONENT_LABEL};
+use crate::{Error, Result};
+
+/// A running agent as the runner addresses it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AgentPod {
+    /// Pod name.
+    pub pod: String,
+    /// Node it runs on.
+    pub node: String,
+    /// Pod IP.
+    pub ip: String,
+}
+
+/// The deployed agents of a run.
+#[derive(Debug, Clone)]
+pub struct Agents {
+    /// One client per usable node, by node name.
+    pub clients: BTreeMap<String, AgentPod>,
+    /// The server agents behind the echo Service.
+    pub servers: Vec<AgentPod>,
+    /// The echo Service's ClusterIP.
+    pub cluster_ip: String,
+}
+
+/// Container waiting reasons that do not heal by waiting.
+const FATAL_WAITING: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+    "RunContainerError",
+];
+
+/// Creates RBAC, one client per node in `nodes`, `servers` server agents and the echo Service.
+pub async fn create(
+    cluster: &Cluster,
+    ns: &str,
+    nodes: &[String],
+    servers: i32,
+    template: &AgentTemplate,
+) -> Result<()> {
+    let client = cluster.client.clone();
+    let pp = PostParams::default();
+    let (sa, role, binding) = manifests::agent_rbac(ns);
+    let fail = |what: &str| {
+        let what = what.to_string();
+        move |e| Error::api(format!("creating {what}"), e)
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), ns).create(&pp, &sa).await.map_err(fail("service account"))?;
+    Api::<Role>::namespaced(client.clone(), ns).create(&pp, &role).await.map_err(fail("role"))?;
+    Api::<RoleBinding>::namespaced(client.clone(), ns).create(&pp, &binding).await.map_err(fail("role binding"))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for node in nodes {
+        let pod = manifests::client_pod(ns, node, template);
+        create_pod(&pods, &pod)
+            .await
+            .map_err(|e| admission_or_api(format!("pod/{}", manifests::client_pod_name(node)), e))?;
+    }
+    let deployment = manifests::server_deployment(ns, servers, template);
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&pp, &deployment)
+        .await
+        .map_err(fail("server deployment"))?;
+    Api::<Service>::namespaced(client, ns)
+        .create(&pp, &manifests::echo_service(ns))
+        .await
+        .map_err(fail("echo service"))?;
+    Ok(())
+}
+
+/// Creates a pod, retrying while the API asks to (before Kubernetes 1.24 a pod that uses a new service
+/// account is refused with a 500 until the token controller has created its token secret).
+async fn create_pod(pods: &Api<Pod>, pod: &Pod) -> Result<Pod, kube::Error> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match pods.create(&PostParams::default(), pod).await {
+            Err(kube::Error::Api(s))
+                if s.code == 500 && s.reason == "ServerTimeout" && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A Forbidden/Invalid answer on create is an admission decision: report it as a deploy failure.
+fn admission_or_api(object: String, e: kube::Error) -> Error {
+    match &e {
+        kube::Error::Api(status) if status.code == 403 || status.code == 422 => {
+            Error::Deploy { object, reason: status.message.clone() }
+        }
+        _ => Error::api(format!("creating {object}"), e),
+    }
+}
+
+/// Waits until every client and `servers` server agents are Ready; fails at once on an image pull
+/// error, an unschedulable pod, a crash loop or a ReplicaSet that admission refuses.
+pub async fn wait_ready(
+    cluster: &Cluster,
+    ns: &str,
+    nodes: &[String],
+    servers: usize,
+    timeout: Duration,
+) -> Result<Agents> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), ns);
+    let mut pod_stream = watcher::watcher(pods, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    let mut event_stream =
+        watcher::watcher(events, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            pod = pod_stream.next() => {
+                let Some(Ok(pod)) = pod else { continue };
+                if let Some(err) = fatal_pod_state(&pod) { return Err(err); }
+                seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                if let Some(agents) = agents_if_ready(&seen, nodes, servers) {
+                    let cluster_ip = echo_cluster_ip(cluster, ns).await?;
+                    return Ok(Agents { cluster_ip, ..agents });
+                }
+            }
+            event = event_stream.next() => {
+                let Some(Ok(event)) = event else { continue };
+                if let Some(err) = fatal_event(&event) { return Err(err); }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(not_ready_error(&seen, nodes, servers, timeout));
+            }
+        }
+    }
+}
+
+fn fatal_pod_state(pod: &Pod) -> Option<Error> {
+    let name = format!("pod/{}", pod.metadata.name.clone().unwrap_or_default());
+    let status = pod.status.as_ref()?;
+    for c in status.conditions.iter().flatten() {
+        if c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable") {
+            return Some(Error::Deploy {
+                object: name,
+                reason: format!("Unschedulable: {}", c.message.clone().unwrap_or_default()),
+            });
+        }
+    }
+    for cs in status.container_statuses.iter().flatten() {
+        let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else { continue };
+        let reason = waiting.reason.clone().unwrap_or_default();
+        if FATAL_WAITING.contains(&reason.as_str()) {
+            let message = waiting.message.clone().unwrap_or_default();
+            return Some(Error::Deploy { object: name, reason: format!("{reason}: {message}") });
+        }
+    }
+    None
+}
+
+fn fatal_event(event: &Event) -> Option<Error> {
+    let reason = event.reason.as_deref()?;
+    if event.type_.as_deref() != Some("Warning") || reason != "FailedCreate" {
+        return None;
+    }
+    let object = format!(
+        "{}/{}",
+        event.involved_object.kind.clone().unwrap_or_default().to_lowercase(),
+        event.involved_object.name.clone().unwrap_or_default()
+    );
+    Some(Error::Deploy { object, reason: format!("FailedCreate: {}", event.message.clone().unwrap_or_default()) })
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn agent_pod(pod: &Pod) -> AgentPod {
+    AgentPod {
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
+    }
+}
+
+fn role(pod: &Pod) -> Option<&str> {
+    pod.metadata.labels.as_ref()?.get(COMPONENT_LABEL).map(String::as_str)
+}
+
+fn agents_if_ready(seen: &BTreeMap<String, Pod>, nodes: &[String], servers: usize) -> Option<Agents> {
+    let mut clients = BTreeMap::new();
+    for node in nodes {
+        let pod = seen.get(&manifests::client_pod_name(node))?;
+        if !pod_ready(pod) {
+            return None;
+        }
+        clients.insert(node.clone(), agent_pod(pod));
+    }
+    let ready_servers: Vec<AgentPod> =
+        seen.values().filter(|p| role(p) == Some("server") && pod_ready(p)).map(agent_pod).collect();
+    (ready_servers.len() >= servers).then(|| Agents { clients, servers: ready_servers, cluster_ip: String::new() })
+}
+
+fn not_ready_error(seen: &BTreeMap<String, Pod>, nodes: &[String], servers: usize, timeout: Duration) -> Error {
+    let expected: BTreeSet<String> = nodes.iter().map(|n| manifests::client_pod_name(n)).collect();
+    let mut running_not_ready = Vec::new();
+    let mut missing = Vec::new();
+    for name in &expected {
+        match seen.get(name) {
+            None => missing.push(name.clone()),
+            Some(p) if !pod_ready(p) => {
+                let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+                running_not_ready.push(format!("{name} on {} ({phase})", agent_pod(p).node));
+            }
+            Some(_) => {}
+        }
+    }
+    let ready_servers = seen.values().filter(|p| role(p) == Some("server") && pod_ready(p)).count();
+    let mut reason = Vec::new();
+    if !running_not_ready.is_empty() {
+        reason.push(format!(
+            "agents not Ready: {} (an agent turns Ready once it reaches the API server; a Running agent that stays unready cannot reach it)",
+            running_not_ready.join(", ")
+        ));
+    }
+    if !missing.is_empty() {
+        reason.push(format!("pods never created: {}", missing.join(", ")));
+    }
+    if ready_servers < servers {
+        reason.push(format!("{ready_servers} of {servers} server agents Ready"));
+    }
+    Error::Timeout { what: format!("agents to become Ready: {}", reason.join("; ")), seconds: timeout.as_secs() }
+}
+
+async fn echo_cluster_ip(cluster: &Cluster, ns: &str) -> Result<String> {
+    let svc = Api::<Service>::namespaced(cluster.client.clone(), ns)
+        .get(manifests::ECHO_SERVICE)
+        .await
+        .map_err(|e| Error::api("reading the echo service", e))?;
+    svc.spec.and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None").ok_or_else(|| Error::Deploy {
+        object: format!("service/{}", manifests::ECHO_SERVICE),
+        reason: "no ClusterIP assigned".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn image_pull_backoff_is_fatal_and_named() {
+        let p = pod(serde_json::json!({
+            "metadata": {"name": "netcheck-client-a"},
+            "status": {"containerStatuses": [{"name": "agent", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope\""}}}]}
+        }));
+        let err = fatal_pod_state(&p).unwrap().to_string();
+        assert!(err.contains("pod/netcheck-client-a"), "{err}");
+        assert!(err.contains("ImagePullBackOff"), "{err}");
+    }
+
+    #[test]
+    fn unschedulable_is_fatal_but_container_creating_is_not() {
+        let p = pod(serde_json::json!({"metadata": {"name": "p"}, "status": {"conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes are available"}]}}));
+        assert!(fatal_pod_state(&p).unwrap().to_string().contains("Unschedulable: 0/2 nodes"));
+        let q = pod(
+            serde_json::json!({"metadata": {"name": "q"}, "status": {"containerStatuses": [{"name": "agent", "image": "x",
+            "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}),
+        );
+        assert!(fatal_pod_state(&q).is_none());
+    }
+
+    #[test]
+    fn failed_create_warning_names_the_owner() {
+        let e: Event = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "e"}, "type": "Warning", "reason": "FailedCreate",
+            "message": "pods \"x\" is forbidden: violates PodSecurity",
+            "involvedObject": {"kind": "ReplicaSet", "name": "netcheck-server-abc"}
+        }))
+        .unwrap();
+        let err = fatal_event(&e).unwrap().to_string();
+        assert!(err.contains("replicaset/netcheck-server-abc") && err.contains("forbidden"), "{err}");
+    }
+}

@@ -1,0 +1,106 @@
+//! The ready backends of a Service as the API sees them: EndpointSlices (discovery.k8s.io/v1) where
+//! served, core/v1 Endpoints otherwise (Kubernetes 1.20 and older).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams};
+
+use super::Cluster;
+use crate::{Error, Result};
+
+/// One endpoint address of a Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EndpointAddress {
+    /// The address.
+    pub ip: String,
+    /// The backing pod, when the endpoint names one.
+    pub pod: Option<String>,
+    /// Whether the endpoint is ready (receives traffic).
+    pub ready: bool,
+}
+
+/// All endpoint addresses of `service`, ready or not, deduplicated and sorted.
+pub async fn of_service(cluster: &Cluster, ns: &str, service: &str) -> Result<Vec<EndpointAddress>> {
+    let addresses = if cluster.has_endpoint_slices {
+        let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), ns);
+        let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
+        let list = api.list(&lp).await.map_err(|e| Error::api("listing EndpointSlices", e))?;
+        list.items.iter().flat_map(from_slice).collect::<BTreeSet<_>>()
+    } else {
+        let api: Api<Endpoints> = Api::namespaced(cluster.client.clone(), ns);
+        match api.get_opt(service).await.map_err(|e| Error::api("reading Endpoints", e))? {
+            Some(ep) => from_endpoints(&ep),
+            None => BTreeSet::new(),
+        }
+    };
+    Ok(addresses.into_iter().collect())
+}
+
+/// Addresses of one EndpointSlice. A missing `ready` condition means ready (API convention).
+pub fn from_slice(slice: &EndpointSlice) -> Vec<EndpointAddress> {
+    slice
+        .endpoints
+        .iter()
+        .flat_map(|e| {
+            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            let pod = e.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name.clone());
+            e.addresses.iter().map(move |ip| EndpointAddress { ip: ip.clone(), pod: pod.clone(), ready })
+        })
+        .collect()
+}
+
+/// Addresses of a core/v1 Endpoints object: `addresses` are ready, `notReadyAddresses` are not.
+pub fn from_endpoints(ep: &Endpoints) -> BTreeSet<EndpointAddress> {
+    let mut out = BTreeSet::new();
+    for subset in ep.subsets.iter().flatten() {
+        for (list, ready) in [(&subset.addresses, true), (&subset.not_ready_addresses, false)] {
+            for a in list.iter().flatten() {
+                let pod =
+                    a.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name.clone());
+                out.insert(EndpointAddress { ip: a.ip.clone(), pod, ready });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_slice_ready_defaults_to_true() {
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s"}, "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "targetRef": {"kind": "Pod", "name": "a"}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false}, "targetRef": {"kind": "Pod", "name": "b"}}
+            ]
+        }))
+        .unwrap();
+        let a = from_slice(&slice);
+        assert_eq!(a.len(), 2);
+        assert!(a[0].ready && a[0].pod.as_deref() == Some("a"));
+        assert!(!a[1].ready);
+    }
+
+    #[test]
+    fn endpoints_split_ready_and_not_ready() {
+        let ep: Endpoints = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "e"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": "a"}}],
+                         "notReadyAddresses": [{"ip": "10.0.0.2"}], "ports": [{"port": 80}]}]
+        }))
+        .unwrap();
+        let a: Vec<_> = from_endpoints(&ep).into_iter().collect();
+        assert_eq!(
+            a,
+            vec![
+                EndpointAddress { ip: "10.0.0.1".into(), pod: Some("a".into()), ready: true },
+                EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false },
+            ]
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! The objects a run creates, built as typed API objects. Pure: no API calls here.
+//!
+//! Invariant: every object carries [`MANAGED_BY`] and lives in the run's namespace; agent pods satisfy
+//! the `restricted` Pod Security profile.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject as RbacSubject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::protocol::{HTTP_PORT, UDP_PORT};
+
+/// Label key/value on every object netcheck creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "netcheck");
+/// Annotation with the RFC 3339 time after which `netcheck gc` may delete a run's namespace.
+pub const EXPIRES_ANNOTATION: &str = "netcheck.dev/expires-at";
+/// Label telling agent roles apart.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// Label naming the node a client agent is pinned to.
+pub const CLIENT_NODE_LABEL: &str = "netcheck.dev/node";
+/// The agents' service account.
+pub const AGENT_SERVICE_ACCOUNT: &str = "netcheck-agent";
+/// The server agents' Deployment.
+pub const SERVER_DEPLOYMENT: &str = "netcheck-server";
+/// The ClusterIP Service over the server agents.
+pub const ECHO_SERVICE: &str = "netcheck-echo";
+/// Service port for HTTP (→ agent port [`HTTP_PORT`]).
+pub const ECHO_HTTP_PORT: i32 = 80;
+/// Service port for UDP (→ agent port [`UDP_PORT`]).
+pub const ECHO_UDP_PORT: i32 = 81;
+
+/// Settings shared by all agent pods of a run.
+#[derive(Debug, Clone)]
+pub struct AgentTemplate {
+    /// Agent image reference.
+    pub image: String,
+    /// Tolerate every taint (`--tolerate-taints`).
+    pub tolerate_taints: bool,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    map.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    map
+}
+
+fn meta(name: &str, namespace: &str, extra_labels: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        labels: Some(labels(extra_labels)),
+        ..Default::default()
+    }
+}
+
+/// The run's namespace, labelled and annotated with its expiry.
+pub fn namespace(name: &str, expires_at: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels(&[])),
+            annotations: Some(BTreeMap::from([(EXPIRES_ANNOTATION.to_string(), expires_at.to_string())])),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Service account, role and binding: agents may only read and answer the ConfigMaps (orders) of their
+/// own namespace.
+pub fn agent_rbac(ns: &str) -> (ServiceAccount, Role, RoleBinding) {
+    let sa = ServiceAccount { metadata: meta(AGENT_SERVICE_ACCOUNT, ns, &[]), ..Default::default() };
+    let role = Role {
+        metadata: meta(AGENT_SERVICE_ACCOUNT, ns, &[]),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            verbs: vec!["get".into(), "list".into(), "watch".into(), "patch".into()],
+            ..Default::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: meta(AGENT_SERVICE_ACCOUNT, ns, &[]),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: AGENT_SERVICE_ACCOUNT.into(),
+        },
+        subjects: Some(vec![RbacSubject {
+            kind: "ServiceAccount".into(),
+            name: AGENT_SERVICE_ACCOUNT.into(),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        }]),
+    };
+    (sa, role, binding)
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn agent_container(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> Container {
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("NODE_NAME", "spec.nodeName"),
+        field_env("POD_IP", "status.podIP"),
+        EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() },
+    ];
+    env.extend(extra_env);
+    Container {
+        name: "agent".into(),
+        image: Some(template.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(vec!["agent".into()]),
+        env: Some(env),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: HTTP_PORT.into(),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("udp".into()),
+                container_port: UDP_PORT.into(),
+                protocol: Some("UDP".into()),
+                ..Default::default()
+            },
+        ]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/readyz".into()),
+                port: IntOrString::Int(HTTP_PORT.into()),
+                ..Default::default()
+            }),
+            period_seconds: Some(1),
+            failure_threshold: Some(1),
+            success_threshold: Some(1),
+            timeout_seconds: Some(1),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn agent_pod_spec(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> PodSpec {
+    PodSpec {
+        containers: vec![agent_container(template, extra_env)],
+        service_account_name: Some(AGENT_SERVICE_ACCOUNT.into()),
+        termination_grace_period_seconds: Some(5),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        tolerations: template
+            .tolerate_taints
+            .then(|| vec![Toleration { operator: Some("Exists".into()), ..Default::default() }]),
+        ..Default::default()
+    }
+}
+
+/// Name of the client agent pod on `node`.
+pub fn client_pod_name(node: &str) -> String {
+    // Pod names are DNS subdomains; node names are too, but may be long.
+    let mut name = format!("netcheck-client-{node}");
+    name.truncate(253);
+    name
+}
+
+/// A client agent pinned to `node` (through the scheduler, so that taints and admission apply).
+pub fn client_pod(ns: &str, node: &str, template: &AgentTemplate) -> Pod {
+    let mut spec = agent_pod_spec(template, vec![]);
+    spec.node_selector = Some(BTreeMap::from([("kubernetes.io/hostname".to_string(), node.to_string())]));
+    Pod {
+        metadata: meta(
+            &client_pod_name(node),
+            ns,
+            &[(COMPONENT_LABEL, "client"), (CLIENT_NODE_LABEL, &label_value(node))],
+        ),
+        spec: Some(spec),
+        ..Default::default()
+    }
+}
+
+fn label_value(s: &str) -> String {
+    s.chars().take(63).collect()
+}
+
+/// The server agents: `replicas` pods spread evenly over nodes, shutting down gracefully.
+pub fn server_deployment(ns: &str, replicas: i32, template: &AgentTemplate) -> Deployment {
+    let selector = BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())]);
+    let delay = EnvVar { name: "NETCHECK_SHUTDOWN_DELAY_MS".into(), value: Some("2000".into()), ..Default::default() };
+    let mut spec = agent_pod_spec(template, vec![delay]);
+    spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "kubernetes.io/hostname".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(LabelSelector { match_labels: Some(selector.clone()), ..Default::default() }),
+        ..Default::default()
+    }]);
+    Deployment {
+        metadata: meta(SERVER_DEPLOYMENT, ns, &[(COMPONENT_LABEL, "server")]),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&[(COMPONENT_LABEL, "server")])),
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ClusterIP Service over the server agents: HTTP on [`ECHO_HTTP_PORT`], UDP on [`ECHO_UDP_PORT`].
+pub fn echo_service(ns: &str) -> Service {
+    Service {
+        metadata: meta(ECHO_SERVICE, ns, &[]),
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("http".into()),
+                    port: ECHO_HTTP_PORT,
+                    target_port: Some(IntOrString::String("http".into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                },
+                ServicePort {
+                    name: Some("udp".into()),
+                    port: ECHO_UDP_PORT,
+                    target_port: Some(IntOrString::String("udp".into())),
+                    protocol: Some("UDP".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> AgentTemplate {
+        AgentTemplate { image: "netcheck/agent:test".into(), tolerate_taints: false }
+    }
+
+    #[test]
+    fn agent_pods_meet_the_restricted_profile() {
+        let pod = client_pod("ns", "node-a", &template());
+        let spec = pod.spec.unwrap();
+        let psc = spec.security_context.unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let sc = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
+        assert_eq!(spec.node_selector.unwrap()["kubernetes.io/hostname"], "node-a");
+        assert_eq!(spec.tolerations, None);
+    }
+
+    #[test]
+    fn every_object_is_labelled_managed_by_netcheck() {
+        let (sa, role, rb) = agent_rbac("ns");
+        let objects = [
+            sa.metadata,
+            role.metadata,
+            rb.metadata,
+            server_deployment("ns", 3, &template()).metadata,
+            echo_service("ns").metadata,
+            namespace("netcheck-x", "2030-01-01T00:00:00Z").metadata,
+        ];
+        for m in objects {
+            assert_eq!(m.labels.unwrap()[MANAGED_BY.0], MANAGED_BY.1);
+        }
+    }
+
+    #[test]
+    fn agents_may_only_touch_configmaps() {
+        let (_, role, _) = agent_rbac("ns");
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].resources.clone().unwrap(), vec!["configmaps"]);
+        assert!(!rules[0].verbs.contains(&"delete".to_string()));
+    }
+
+    #[test]
+    fn tolerating_taints_adds_a_blanket_toleration() {
+        let t = AgentTemplate { tolerate_taints: true, ..template() };
+        let spec = client_pod("ns", "n", &t).spec.unwrap();
+        assert_eq!(spec.tolerations.unwrap()[0].operator.as_deref(), Some("Exists"));
+    }
+}

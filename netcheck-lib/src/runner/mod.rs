@@ -1,0 +1,201 @@
+//! The run lifecycle: connect, create the namespace, deploy agents, run checks, clean up, report.
+//!
+//! Invariant: once the namespace exists, every exit path deletes it (unless `keep`): the normal end,
+//! an error, SIGINT/SIGTERM (`run`), and a panic ([`namespace::NamespaceGuard`]).
+
+pub mod connect;
+pub mod deploy;
+pub mod endpoints;
+pub mod inventory;
+pub mod manifests;
+pub mod namespace;
+pub mod orders;
+
+use std::time::{Duration, Instant};
+
+pub use connect::{Cluster, ConnectOptions, connect};
+pub use deploy::{AgentPod, Agents};
+pub use inventory::NodeInfo;
+
+use crate::report::{ClusterInfo, Phase, Report, SCHEMA_VERSION};
+use crate::scenario::Scenario;
+use crate::{Error, Result, checks};
+
+/// The agent image this version of netcheck deploys unless told otherwise.
+pub const DEFAULT_IMAGE: &str = concat!("localhost/netcheck/agent:", env!("CARGO_PKG_VERSION"));
+
+/// Receives progress while a run waits on the cluster; the CLI draws it, tests ignore it.
+pub trait Progress: Send + Sync {
+    /// A new phase starts (`connect`, `deploy`, `ready`, `probe`, `cleanup`).
+    fn phase(&self, name: &str);
+    /// A finer-grained note within the phase.
+    fn note(&self, message: &str);
+}
+
+/// Progress sink that discards everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &str) {}
+    fn note(&self, _: &str) {}
+}
+
+/// How to deploy the agents of a session.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Agent image.
+    pub image: String,
+    /// Limit for agents to become Ready.
+    pub ready_timeout: Duration,
+    /// Number of server agents.
+    pub servers: i32,
+    /// Run client agents on tainted nodes too.
+    pub tolerate_taints: bool,
+    /// How long the namespace may live before `netcheck gc` collects it.
+    pub ttl: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            image: DEFAULT_IMAGE.to_string(),
+            ready_timeout: Duration::from_secs(60),
+            servers: 3,
+            tolerate_taints: false,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Deployed agents in a run namespace, ready to execute checks.
+pub struct Session {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// All nodes.
+    pub nodes: Vec<NodeInfo>,
+    /// The run namespace.
+    pub namespace: String,
+    /// The run id.
+    pub run_id: String,
+    /// The agents.
+    pub agents: Agents,
+    /// Options the session was started with.
+    pub options: SessionOptions,
+    guard: namespace::NamespaceGuard,
+}
+
+impl Session {
+    /// Creates the namespace and agents and waits until they are Ready. On failure nothing is left.
+    pub async fn start(cluster: &Cluster, options: SessionOptions, progress: &dyn Progress) -> Result<Session> {
+        let nodes = inventory::nodes(cluster).await?;
+        let usable: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.unusable_reason(options.tolerate_taints).is_none())
+            .map(|n| n.name.clone())
+            .collect();
+        if usable.is_empty() {
+            return Err(Error::Input("no node can run a client agent (all are NotReady, cordoned or tainted)".into()));
+        }
+        let run_id = namespace::new_run_id();
+        let ns = namespace::create(&cluster.client, &run_id, options.ttl).await?;
+        let mut guard = namespace::NamespaceGuard::new(cluster.client.clone(), ns.clone());
+        progress.note(&format!("namespace {ns}: {} client agents, {} server agents", usable.len(), options.servers));
+        let template =
+            manifests::AgentTemplate { image: options.image.clone(), tolerate_taints: options.tolerate_taints };
+        let deployed = async {
+            deploy::create(cluster, &ns, &usable, options.servers, &template).await?;
+            progress.phase("ready");
+            deploy::wait_ready(cluster, &ns, &usable, options.servers as usize, options.ready_timeout).await
+        }
+        .await;
+        match deployed {
+            Ok(agents) => {
+                Ok(Session { cluster: cluster.clone(), nodes, namespace: ns, run_id, agents, options, guard })
+            }
+            Err(e) => {
+                guard.disarm();
+                namespace::delete(&cluster.client, &ns).await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes the namespace, or keeps it (`keep`) for inspection.
+    pub async fn finish(mut self, keep: bool) -> Result<()> {
+        self.guard.disarm();
+        if keep { Ok(()) } else { namespace::delete(&self.cluster.client, &self.namespace).await }
+    }
+}
+
+/// Everything `netcheck run` needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the cluster is.
+    pub connect: ConnectOptions,
+    /// Which checks, with which parameters.
+    pub scenario: Scenario,
+    /// How to deploy agents.
+    pub session: SessionOptions,
+    /// Keep the namespace after the run.
+    pub keep: bool,
+}
+
+/// Runs a scenario end to end. Errors mean netcheck could not run; check failures are in the report.
+pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
+    let started_at = jiff::Timestamp::now();
+    let start = Instant::now();
+    let mut phases = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, phases: &mut Vec<Phase>| {
+        phases.push(Phase { name: name.to_string(), millis: clock.elapsed().as_millis() as u64 });
+        clock = Instant::now();
+    };
+
+    progress.phase("connect");
+    let cluster = connect(&options.connect).await?;
+    lap("connect", &mut phases);
+
+    progress.phase("deploy");
+    let session = interruptible(Session::start(&cluster, options.session.clone(), progress)).await?;
+    lap("deploy", &mut phases);
+
+    progress.phase("probe");
+    let results = interruptible(async { Ok(checks::run(&session, &options.scenario, progress).await) }).await;
+    lap("probe", &mut phases);
+
+    progress.phase("cleanup");
+    let nodes = session.nodes.iter().map(|n| n.name.clone()).collect();
+    let run_id = session.run_id.clone();
+    session.finish(options.keep).await?;
+    lap("cleanup", &mut phases);
+    let results = results?;
+
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        netcheck_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id,
+        scenario: options.scenario.name.clone(),
+        cluster: ClusterInfo { server: cluster.server.clone(), version: cluster.version.clone(), nodes },
+        started_at: started_at.to_string(),
+        duration_millis: start.elapsed().as_millis() as u64,
+        phases,
+        results,
+        summary: Default::default(),
+    };
+    report.summarize();
+    Ok(report)
+}
+
+/// Runs `work` unless SIGINT/SIGTERM arrives first. Dropping `work` drops its session guard, which
+/// deletes the namespace.
+async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return work.await;
+    };
+    tokio::select! {
+        r = work => r,
+        _ = term.recv() => Err(Error::Interrupted),
+        _ = int.recv() => Err(Error::Interrupted),
+    }
+}
