@@ -8,6 +8,8 @@ pub mod agent;
 pub mod catalog;
 pub mod checks;
 pub mod error;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod protocol;
 pub mod report;
 pub mod runner;

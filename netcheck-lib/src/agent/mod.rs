@@ -85,9 +85,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
 
     let http = server::serve_http(identity.clone(), readiness.clone()).await?;
     let udp = server::serve_udp(identity.clone()).await?;
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| Error::Unreachable { server: "in-cluster API server".into(), reason: e.to_string() })?;
+    let client = api_client().await?;
     let orders = tokio::spawn(orders::execute_orders(client, config.namespace.clone(), identity, readiness.clone()));
 
     wait_for_termination().await;
@@ -98,6 +96,34 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     http.abort();
     udp.abort();
     Ok(())
+}
+
+/// Environment variable with the API server's own address (`https://ip:port`), set by the runner.
+pub const API_SERVER_ENV: &str = "NETCHECK_API_SERVER";
+
+/// Connects to the API server, preferring its direct address over the `kubernetes` Service: the
+/// control channel must not depend on the Service data plane that the run is testing (with kube-proxy
+/// broken on a node, the ClusterIP 10.96.0.1 is unreachable from that node's pods too).
+async fn api_client() -> Result<kube::Client> {
+    let unreachable = |reason: String| Error::Unreachable { server: "in-cluster API server".into(), reason };
+    if let Ok(url) = std::env::var(API_SERVER_ENV) {
+        match direct_client(&url).await {
+            Ok(client) => return Ok(client),
+            Err(e) => tracing::warn!(%url, error = %e, "direct API address unusable; using the kubernetes Service"),
+        }
+    }
+    kube::Client::try_default().await.map_err(|e| unreachable(e.to_string()))
+}
+
+async fn direct_client(url: &str) -> std::result::Result<kube::Client, String> {
+    let mut config = kube::Config::incluster().map_err(|e| e.to_string())?;
+    config.cluster_url = url.parse().map_err(|e| format!("{e}"))?;
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(3), client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3 s".into()),
+    }
 }
 
 async fn wait_for_termination() {

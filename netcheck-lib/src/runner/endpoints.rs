@@ -38,6 +38,16 @@ pub async fn of_service(cluster: &Cluster, ns: &str, service: &str) -> Result<Ve
     Ok(addresses.into_iter().collect())
 }
 
+/// The API server's own address (`https://ip:port`) from the `default/kubernetes` Endpoints, so that
+/// agents can reach it without the Service data plane. None when it cannot be read.
+pub async fn api_server_address(cluster: &Cluster) -> Option<String> {
+    let ep = Api::<Endpoints>::namespaced(cluster.client.clone(), "default").get_opt("kubernetes").await.ok()??;
+    let subset = ep.subsets?.into_iter().next()?;
+    let ip = subset.addresses?.into_iter().next()?.ip;
+    let port = subset.ports?.into_iter().find(|p| p.name.as_deref() == Some("https"))?.port;
+    Some(if ip.contains(':') { format!("https://[{ip}]:{port}") } else { format!("https://{ip}:{port}") })
+}
+
 /// Addresses of one EndpointSlice. A missing `ready` condition means ready (API convention).
 pub fn from_slice(slice: &EndpointSlice) -> Vec<EndpointAddress> {
     slice

@@ -43,6 +43,8 @@ pub struct AgentTemplate {
     pub image: String,
     /// Tolerate every taint (`--tolerate-taints`).
     pub tolerate_taints: bool,
+    /// The API server's direct address for the agents' control channel, if known.
+    pub api_server: Option<String>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -122,6 +124,9 @@ fn agent_container(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> Containe
         field_env("POD_IP", "status.podIP"),
         EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() },
     ];
+    if let Some(url) = &template.api_server {
+        env.push(EnvVar { name: crate::agent::API_SERVER_ENV.into(), value: Some(url.clone()), ..Default::default() });
+    }
     env.extend(extra_env);
     Container {
         name: "agent".into(),
@@ -276,7 +281,7 @@ mod tests {
     use super::*;
 
     fn template() -> AgentTemplate {
-        AgentTemplate { image: "netcheck/agent:test".into(), tolerate_taints: false }
+        AgentTemplate { image: "netcheck/agent:test".into(), tolerate_taints: false, api_server: None }
     }
 
     #[test]

@@ -100,8 +100,11 @@ impl Session {
         let ns = namespace::create(&cluster.client, &run_id, options.ttl).await?;
         let mut guard = namespace::NamespaceGuard::new(cluster.client.clone(), ns.clone());
         progress.note(&format!("namespace {ns}: {} client agents, {} server agents", usable.len(), options.servers));
-        let template =
-            manifests::AgentTemplate { image: options.image.clone(), tolerate_taints: options.tolerate_taints };
+        let template = manifests::AgentTemplate {
+            image: options.image.clone(),
+            tolerate_taints: options.tolerate_taints,
+            api_server: endpoints::api_server_address(cluster).await,
+        };
         let deployed = async {
             deploy::create(cluster, &ns, &usable, options.servers, &template).await?;
             progress.phase("ready");
@@ -142,6 +145,18 @@ pub struct RunOptions {
 
 /// Runs a scenario end to end. Errors mean netcheck could not run; check failures are in the report.
 pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
+    progress.phase("connect");
+    let started = Instant::now();
+    let cluster = connect(&options.connect).await?;
+    let connect_phase = Phase { name: "connect".into(), millis: started.elapsed().as_millis() as u64 };
+    let mut report = run_on(&cluster, options, progress).await?;
+    report.phases.insert(0, connect_phase);
+    report.duration_millis = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Runs a scenario on an already connected cluster (`options.connect` is not used).
+pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
     let started_at = jiff::Timestamp::now();
     let start = Instant::now();
     let mut phases = Vec::new();
@@ -151,12 +166,8 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<Report
         clock = Instant::now();
     };
 
-    progress.phase("connect");
-    let cluster = connect(&options.connect).await?;
-    lap("connect", &mut phases);
-
     progress.phase("deploy");
-    let session = interruptible(Session::start(&cluster, options.session.clone(), progress)).await?;
+    let session = interruptible(Session::start(cluster, options.session.clone(), progress)).await?;
     lap("deploy", &mut phases);
 
     progress.phase("probe");
