@@ -9,7 +9,7 @@ KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
 
-.PHONY: demo test down testbed image netcheck lint unit cluster-test bench
+.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test bench
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -29,7 +29,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec \
-	  testbed/stop testbed/start testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
+	  testbed/stop testbed/start testbed/smoke-test testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
 
 unit:
 	cargo test --locked --workspace --lib --bins
@@ -39,7 +39,10 @@ cluster-test: image
 	KUBECONFIG=$(KUBECONFIG_TB) NETCHECK_REQUIRE_CLUSTER=1 NETCHECK_BIN=$(CURDIR)/$(NETCHECK) \
 	  cargo test --locked --workspace --test '*' -- --test-threads=1
 
-test: lint unit netcheck cluster-test
+smoke: testbed
+	testbed/smoke-test
+
+test: lint unit netcheck smoke cluster-test
 
 bench: image netcheck
 	scripts/bench.sh

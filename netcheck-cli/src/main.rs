@@ -145,6 +145,9 @@ async fn dispatch(command: Command) -> ExitCode {
 fn select(name: &str, checks: &[String], skips: &[String]) -> Result<scenario::Scenario, Error> {
     let mut scenario = if checks.is_empty() { scenario::load(name)? } else { scenario::from_check_ids(checks)? };
     scenario.without(skips)?;
+    if scenario.checks.is_empty() {
+        return Err(Error::Input("--skip left no check to run".into()));
+    }
     Ok(scenario)
 }
 
@@ -226,7 +229,9 @@ fn fail_error(error: &Error) -> ExitCode {
         Error::Deploy { .. } => "fix the cause above (for a missing image: load it into the nodes or pass --image)",
         Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
         Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
-        Error::Interrupted => "the run's namespace was deleted",
+        Error::Interrupted => {
+            "the run stopped; its namespace is deleted unless --keep was given (`netcheck gc` collects leftovers)"
+        }
         _ => "re-run with RUST_LOG=debug for details",
     };
     fail(&format!("{error}\n  → {hint}"))

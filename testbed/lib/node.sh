@@ -185,7 +185,7 @@ start_node() {
   start_containerd "$node"
   wait_for "containerd on $node" 30 "containerd-$node" containerd_ready "$node" || return 1
   import_image "$node" "$IMAGES_DIR/pause.tar"
-  import_image "$node" "$IMAGES_DIR/agnhost.tar"
+  import_image "$node" "$IMAGES_DIR/$AGNHOST_ARCHIVE"
   start_kubelet "$node"
   start_kube_proxy "$node"
 }

@@ -5,7 +5,9 @@
 RUNTIME_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables conntrack unbound
   iproute2 util-linux openssl socat ethtool ebtables curl python3)
 BUILD_PACKAGES=(golang-1.19-go golang-github-modern-go-reflect2-dev rsync jq dpkg-dev gcc make
-  busybox-static python3)
+  busybox-static python3
+  # tests: dig for the smoke test, shellcheck for `make lint`
+  bind9-dnsutils shellcheck)
 
 SRC_LIST=/etc/apt/sources.list.d/netcheck-testbed-src.sources
 

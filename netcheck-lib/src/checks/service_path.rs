@@ -31,6 +31,7 @@ struct Plan {
     concurrency: u32,
     timeout_ms: u64,
     per_backend: u32,
+    direct_timeout_ms: u64,
     min_p_value: f64,
     min_share: f64,
 }
@@ -45,6 +46,7 @@ fn plan(scenario: &Scenario) -> Plan {
         concurrency: dist.map(|c| c.params.int("concurrency")).unwrap_or(8) as u32,
         timeout_ms: reachable.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),
         per_backend: direct.map(|c| c.params.int("requestsPerBackend")).unwrap_or(3) as u32,
+        direct_timeout_ms: direct.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),
         min_p_value: dist.map(|c| c.params.float("minPValue")).unwrap_or(0.001),
         min_share: dist.map(|c| c.params.float("minShareOfFair")).unwrap_or(0.5),
     }
@@ -195,7 +197,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         path: "/".into(),
         attempts: plan.per_backend,
         concurrency: plan.concurrency,
-        timeout_ms: plan.timeout_ms,
+        timeout_ms: plan.direct_timeout_ms,
     };
     let service_deadline = order_deadline(service.attempts, service.concurrency, service.timeout_ms);
     let direct_deadline =
@@ -452,6 +454,7 @@ mod tests {
             concurrency: 8,
             timeout_ms: 1000,
             per_backend: 1,
+            direct_timeout_ms: 1000,
             min_p_value: 0.001,
             min_share: 0.5,
         };

@@ -81,6 +81,10 @@ pub struct Session {
     pub agents: Agents,
     /// Options the session was started with.
     pub options: SessionOptions,
+    /// Time to create the namespace and agents.
+    pub deployed_in: Duration,
+    /// Time from creation until every agent was Ready.
+    pub ready_in: Duration,
     guard: namespace::NamespaceGuard,
 }
 
@@ -96,6 +100,7 @@ impl Session {
         if usable.is_empty() {
             return Err(Error::Input("no node can run a client agent (all are NotReady, cordoned or tainted)".into()));
         }
+        let started = Instant::now();
         let run_id = namespace::new_run_id();
         let ns = namespace::create(&cluster.client, &run_id, options.ttl).await?;
         let mut guard = namespace::NamespaceGuard::new(cluster.client.clone(), ns.clone());
@@ -105,16 +110,27 @@ impl Session {
             tolerate_taints: options.tolerate_taints,
             api_server: endpoints::api_server_address(cluster).await,
         };
+        let mut deployed_in = Duration::ZERO;
         let deployed = async {
             deploy::create(cluster, &ns, &usable, options.servers, &template).await?;
+            deployed_in = started.elapsed();
             progress.phase("ready");
             deploy::wait_ready(cluster, &ns, &usable, options.servers as usize, options.ready_timeout).await
         }
         .await;
+        let ready_in = started.elapsed().saturating_sub(deployed_in);
         match deployed {
-            Ok(agents) => {
-                Ok(Session { cluster: cluster.clone(), nodes, namespace: ns, run_id, agents, options, guard })
-            }
+            Ok(agents) => Ok(Session {
+                cluster: cluster.clone(),
+                nodes,
+                namespace: ns,
+                run_id,
+                agents,
+                options,
+                guard,
+                deployed_in,
+                ready_in,
+            }),
             Err(e) => {
                 guard.disarm();
                 namespace::delete(&cluster.client, &ns).await.ok();
@@ -160,25 +176,23 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     let started_at = jiff::Timestamp::now();
     let start = Instant::now();
     let mut phases = Vec::new();
-    let mut clock = Instant::now();
-    let mut lap = |name: &str, phases: &mut Vec<Phase>| {
-        phases.push(Phase { name: name.to_string(), millis: clock.elapsed().as_millis() as u64 });
-        clock = Instant::now();
-    };
+    let mut clock;
 
     progress.phase("deploy");
     let session = interruptible(Session::start(cluster, options.session.clone(), progress)).await?;
-    lap("deploy", &mut phases);
+    phases.push(Phase { name: "deploy".into(), millis: session.deployed_in.as_millis() as u64 });
+    phases.push(Phase { name: "ready".into(), millis: session.ready_in.as_millis() as u64 });
+    clock = Instant::now();
 
     progress.phase("probe");
     let results = interruptible(async { Ok(checks::run(&session, &options.scenario, progress).await) }).await;
-    lap("probe", &mut phases);
+    lap("probe", &mut clock, &mut phases);
 
     progress.phase("cleanup");
     let nodes = session.nodes.iter().map(|n| n.name.clone()).collect();
     let run_id = session.run_id.clone();
     session.finish(options.keep).await?;
-    lap("cleanup", &mut phases);
+    lap("cleanup", &mut clock, &mut phases);
     let results = results?;
 
     let mut report = Report {
@@ -195,6 +209,12 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     };
     report.summarize();
     Ok(report)
+}
+
+/// Records the time since `clock` as phase `name` and restarts the clock.
+fn lap(name: &str, clock: &mut Instant, phases: &mut Vec<Phase>) {
+    phases.push(Phase { name: name.to_string(), millis: clock.elapsed().as_millis() as u64 });
+    *clock = Instant::now();
 }
 
 /// Runs `work` unless SIGINT/SIGTERM arrives first. Dropping `work` drops its session guard, which
