@@ -67,14 +67,18 @@ bring_up() {
 
 tear_down() {
   local node c
-  for c in dns-sync unbound; do stop_daemon "$c"; done
-  for node in "${NODES[@]}"; do stop_daemon "kube-proxy-$node"; stop_daemon "kubelet-$node"; done
-  for c in kube-scheduler kube-controller-manager; do stop_daemon "$c"; done
+  local node_daemons=() containerds=()
+  for node in "${NODES[@]}"; do
+    node_daemons+=("kube-proxy-$node" "kubelet-$node")
+    containerds+=("containerd-$node")
+  done
+  stop_daemons dns-sync unbound kube-scheduler kube-controller-manager "${node_daemons[@]}"
   for node in "${NODES[@]}"; do kill_node_containers "$node"; done
   kill_leftover_shims
-  for node in "${NODES[@]}"; do stop_daemon "containerd-$node"; kill_cgroup_leftovers "$node"; done
-  stop_daemon kube-apiserver
-  stop_daemon etcd
+  stop_daemons "${containerds[@]}"
+  for node in "${NODES[@]}"; do kill_cgroup_leftovers "$node"; done
+  stop_daemons kube-apiserver
+  stop_daemons etcd
   for node in "${NODES[@]}"; do
     unmount_node_namespaces "$node"
     remove_node_cgroups "$node"

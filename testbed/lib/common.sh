@@ -43,21 +43,25 @@ start_daemon() {
   echo $! >"$(pid_file "$name")"
 }
 
-# stop_daemon NAME — SIGTERM, up to 10 s grace, then SIGKILL; only ever the PID we recorded.
-stop_daemon() {
-  local name=$1 pid
-  if pid=$(running_pid "$name"); then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
+# stop_daemons NAME... — SIGTERM to all at once, up to 10 s grace, then SIGKILL; only ever the PIDs we
+# recorded. Stopping in parallel keeps `down` short: each daemon takes a second or two to exit.
+stop_daemons() {
+  local name pid pids=()
+  for name in "$@"; do
+    if pid=$(running_pid "$name"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  local deadline=$((SECONDS + 10))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    # let the kernel reap it before the caller reuses its ports
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$(pid_file "$name")"
+  done
+  for name in "$@"; do rm -f "$(pid_file "$name")"; done
 }
+
+stop_daemon() { stop_daemons "$1"; }
 
 show_log_tail() {
   local f="$TB/logs/$1.log"

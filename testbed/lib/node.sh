@@ -237,7 +237,8 @@ kill_cgroup_leftovers() {
 
 remove_node_cgroups() {
   local node=$1 s
-  for s in "${CGROUP_SUBSYSTEMS[@]}"; do
+  # kubelet also creates the node's cgroup in the cgroup v2 (unified) hierarchy when it is mounted
+  for s in "${CGROUP_SUBSYSTEMS[@]}" unified; do
     [ -d "/sys/fs/cgroup/$s/tb-$node" ] || continue
     find "/sys/fs/cgroup/$s/tb-$node" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
