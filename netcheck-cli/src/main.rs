@@ -46,6 +46,23 @@ enum Output {
     Json,
 }
 
+#[derive(Copy, Clone, ValueEnum)]
+enum FromRunnerArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<FromRunnerArg> for runner::FromRunner {
+    fn from(a: FromRunnerArg) -> Self {
+        match a {
+            FromRunnerArg::Auto => runner::FromRunner::Auto,
+            FromRunnerArg::Always => runner::FromRunner::Always,
+            FromRunnerArg::Never => runner::FromRunner::Never,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Deploy agents into a temporary namespace, run checks, report, clean up.
@@ -76,9 +93,13 @@ enum Command {
         /// Keep the run's namespace for inspection.
         #[arg(long)]
         keep: bool,
-        /// Also run client agents on tainted nodes.
+        /// Also run client agents on tainted nodes (they tolerate every taint).
         #[arg(long)]
         tolerate_taints: bool,
+        /// Also probe node ports from this machine: auto (if a quick connect test reaches a node),
+        /// always, or never.
+        #[arg(long, value_enum, default_value = "auto")]
+        from_runner: FromRunnerArg,
     },
     /// List the checks and the built-in scenarios.
     List,
@@ -123,13 +144,31 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run { cluster, scenario, checks, skips, image, timeout, output, junit, keep, tolerate_taints } => {
+        Command::Run {
+            cluster,
+            scenario,
+            checks,
+            skips,
+            image,
+            timeout,
+            output,
+            junit,
+            keep,
+            tolerate_taints,
+            from_runner,
+        } => {
             let selection = select(&scenario, &checks, &skips);
             let scenario = match selection {
                 Ok(s) => s,
                 Err(e) => return fail_error(&e),
             };
-            let session = SessionOptions { image, ready_timeout: timeout, tolerate_taints, ..Default::default() };
+            let session = SessionOptions {
+                image,
+                ready_timeout: timeout,
+                tolerate_taints,
+                from_runner: from_runner.into(),
+                ..Default::default()
+            };
             let options = RunOptions { connect: cluster.options(), scenario, session, keep };
             run(options, output, junit).await
         }

@@ -195,6 +195,48 @@ pub static CHECKS: &[CheckSpec] = &[
             int("concurrency", 1, 256, 8, "Requests in flight at once per client."),
         ],
     },
+    CheckSpec {
+        id: "nodeport/every-node",
+        title: "NodePort answers on every node address",
+        description: "From every client (and from the runner when it can reach the nodes), every node's \
+                      InternalIP and ExternalIP on the node port answers: one result per source × target × address.",
+        params: &[int("requests", 1, 1_000, 3, "Requests per source, target node and address."), TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "nodeport/local-policy",
+        title: "externalTrafficPolicy Local keeps the source and the node",
+        description: "From the runner, a NodePort with externalTrafficPolicy Local answers on nodes with a \
+                      ready backend, the backend sees the runner's own address, and nodes without one do not forward.",
+        params: &[
+            int("requests", 1, 1_000, 5, "Requests per node."),
+            millis("timeoutMs", 1, 60_000, 1_000, "How long one request may take before it counts as failed."),
+        ],
+    },
+    CheckSpec {
+        id: "clusterip/session-affinity",
+        title: "ClientIP session affinity pins a client to one backend",
+        description: "With sessionAffinity ClientIP, every request of one client lands on one backend; \
+                      with None, the same client's requests spread over several.",
+        params: &[int("requests", 2, 1_000, 20, "Requests each client sends, one connection each.")],
+    },
+    CheckSpec {
+        id: "clusterip/udp",
+        title: "UDP through the ClusterIP from every node",
+        description: "UDP request/response exchanges through the ClusterIP from every node; retries after a \
+                      lost datagram are counted and reported as loss.",
+        params: &[
+            int("requests", 1, 1_000, 10, "Exchanges each client makes."),
+            millis("timeoutMs", 1, 60_000, 500, "How long one try waits for the echo."),
+            int("retries", 0, 10, 2, "Extra tries of an exchange after a timeout."),
+        ],
+    },
+    CheckSpec {
+        id: "service/no-endpoints",
+        title: "A Service without endpoints is refused at once",
+        description: "A ClusterIP whose selector matches nothing is actively rejected (connection refused), \
+                      not left to time out.",
+        params: &[millis("promptMs", 1, 60_000, 1_000, "A refusal must come within this time.")],
+    },
 ];
 
 /// The check with this id.
@@ -276,6 +318,10 @@ mod tests {
 
     #[test]
     fn known_ids_lists_every_check() {
-        assert_eq!(known_ids(), "clusterip/reachable, clusterip/all-backends, pod/direct, lb/distribution");
+        let ids = known_ids();
+        for id in ["clusterip/reachable", "lb/distribution", "nodeport/every-node", "service/no-endpoints"] {
+            assert!(ids.contains(id), "{ids}");
+        }
+        assert_eq!(ids.matches(", ").count() + 1, CHECKS.len());
     }
 }

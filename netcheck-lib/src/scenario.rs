@@ -230,10 +230,13 @@ struct Builtin {
     yaml: &'static str,
 }
 
-static BUILTINS: &[Builtin] = &[Builtin { name: "quick", yaml: include_str!("../../scenarios/quick.yaml") }];
+static BUILTINS: &[Builtin] = &[
+    Builtin { name: "quick", yaml: include_str!("../../scenarios/quick.yaml") },
+    Builtin { name: "full", yaml: include_str!("../../scenarios/full.yaml") },
+];
 
 /// Same order as [`BUILTINS`]; a unit test keeps the two in step.
-static BUILTIN_NAMES: &[&str] = &["quick"];
+static BUILTIN_NAMES: &[&str] = &["quick", "full"];
 
 /// Names of the built-in scenarios.
 pub fn builtin_names() -> &'static [&'static str] {
@@ -714,7 +717,7 @@ spec:
         assert_eq!(
             err.to_string(),
             "no built-in scenario and no file named `/nonexistent/netcheck.yaml` (built-in \
-             scenarios: quick)"
+             scenarios: quick, full)"
         );
     }
 

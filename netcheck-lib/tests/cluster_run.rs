@@ -41,7 +41,7 @@ async fn stopped_kube_proxy_is_found_on_its_node(#[future] cluster: Option<Clust
     )
     .unwrap();
     common::testbed("stop", &["kube-proxy", "node-b", "--flush-rules"]);
-    let _restore = common::Restore(vec![("start", vec!["kube-proxy", "node-b"])]);
+    let _restore = common::Restore(vec![("start", common::args(&["kube-proxy", "node-b"]))]);
 
     let report = run_scenario(&cluster, scenario).await;
 

@@ -4,6 +4,9 @@
 //! `pod/direct` are all answered by [`service_path`], which sends each client's requests once.
 
 pub mod diagnosis;
+pub mod nodeport;
+pub mod runner_probe;
+pub mod service_behaviour;
 pub mod service_path;
 
 use crate::report::CheckResult;
@@ -16,6 +19,14 @@ pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress
     if scenario.checks.iter().any(|c| service_path::IDS.contains(&c.id)) {
         progress.note("probing the ClusterIP and pod IPs from every node");
         results.extend(service_path::run(session, scenario).await);
+    }
+    if scenario.checks.iter().any(|c| nodeport::IDS.contains(&c.id)) {
+        progress.note("probing node ports on every node address");
+        results.extend(nodeport::run(session, scenario).await);
+    }
+    if scenario.checks.iter().any(|c| service_behaviour::IDS.contains(&c.id)) {
+        progress.note("probing session affinity, UDP and a Service without endpoints");
+        results.extend(service_behaviour::run(session, scenario).await);
     }
     let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
     results.sort_by_key(order);

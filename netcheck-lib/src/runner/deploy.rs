@@ -79,10 +79,11 @@ pub async fn create(
         .create(&pp, &deployment)
         .await
         .map_err(fail("server deployment"))?;
-    Api::<Service>::namespaced(client, ns)
-        .create(&pp, &manifests::echo_service(ns))
-        .await
-        .map_err(fail("echo service"))?;
+    let services: Api<Service> = Api::namespaced(client, ns);
+    for svc in std::iter::once(manifests::echo_service(ns)).chain(manifests::check_services(ns)) {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        services.create(&pp, &svc).await.map_err(fail(&format!("service/{name}")))?;
+    }
     Ok(())
 }
 

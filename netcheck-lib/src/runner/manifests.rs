@@ -276,6 +276,56 @@ pub fn echo_service(ns: &str) -> Service {
     }
 }
 
+/// NodePort Service over the server agents (externalTrafficPolicy Cluster).
+pub const NODEPORT_SERVICE: &str = "netcheck-nodeport";
+/// NodePort Service over the server agents with externalTrafficPolicy Local.
+pub const LOCAL_SERVICE: &str = "netcheck-local";
+/// ClusterIP Service over the server agents with sessionAffinity ClientIP.
+pub const AFFINITY_SERVICE: &str = "netcheck-affinity";
+/// ClusterIP Service whose selector matches no pod.
+pub const EMPTY_SERVICE: &str = "netcheck-empty";
+
+/// The Services of the NodePort, affinity and no-endpoint checks; HTTP only, port [`ECHO_HTTP_PORT`].
+pub fn check_services(ns: &str) -> Vec<Service> {
+    let http_only = |name: &str, spec: ServiceSpec| {
+        let port = ServicePort {
+            name: Some("http".into()),
+            port: ECHO_HTTP_PORT,
+            target_port: Some(IntOrString::String("http".into())),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        };
+        let selector = spec
+            .selector
+            .clone()
+            .or_else(|| Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])));
+        Service {
+            metadata: meta(name, ns, &[]),
+            spec: Some(ServiceSpec { ports: Some(vec![port]), selector, ..spec }),
+            ..Default::default()
+        }
+    };
+    vec![
+        http_only(NODEPORT_SERVICE, ServiceSpec { type_: Some("NodePort".into()), ..Default::default() }),
+        http_only(
+            LOCAL_SERVICE,
+            ServiceSpec {
+                type_: Some("NodePort".into()),
+                external_traffic_policy: Some("Local".into()),
+                ..Default::default()
+            },
+        ),
+        http_only(AFFINITY_SERVICE, ServiceSpec { session_affinity: Some("ClientIP".into()), ..Default::default() }),
+        http_only(
+            EMPTY_SERVICE,
+            ServiceSpec {
+                selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "nothing-matches".to_string())])),
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +363,19 @@ mod tests {
         for m in objects {
             assert_eq!(m.labels.unwrap()[MANAGED_BY.0], MANAGED_BY.1);
         }
+    }
+
+    #[test]
+    fn check_services_have_their_policies() {
+        let services = check_services("ns");
+        let spec = |name: &str| {
+            services.iter().find(|s| s.metadata.name.as_deref() == Some(name)).unwrap().spec.clone().unwrap()
+        };
+        assert_eq!(spec(NODEPORT_SERVICE).type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec(LOCAL_SERVICE).external_traffic_policy.as_deref(), Some("Local"));
+        assert_eq!(spec(AFFINITY_SERVICE).session_affinity.as_deref(), Some("ClientIP"));
+        assert_eq!(spec(EMPTY_SERVICE).selector.unwrap()[COMPONENT_LABEL], "nothing-matches");
+        assert_eq!(spec(AFFINITY_SERVICE).selector.unwrap()[COMPONENT_LABEL], "server");
     }
 
     #[test]

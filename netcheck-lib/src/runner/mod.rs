@@ -40,6 +40,18 @@ impl Progress for NoProgress {
     fn note(&self, _: &str) {}
 }
 
+/// Whether the runner itself probes node addresses (NodePort checks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FromRunner {
+    /// When a quick connect test to a node address succeeds.
+    #[default]
+    Auto,
+    /// Always (unreachable nodes then fail).
+    Always,
+    /// Never: only the in-cluster clients probe.
+    Never,
+}
+
 /// How to deploy the agents of a session.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -53,6 +65,8 @@ pub struct SessionOptions {
     pub tolerate_taints: bool,
     /// How long the namespace may live before `netcheck gc` collects it.
     pub ttl: Duration,
+    /// Whether the runner probes node addresses too.
+    pub from_runner: FromRunner,
 }
 
 impl Default for SessionOptions {
@@ -63,6 +77,7 @@ impl Default for SessionOptions {
             servers: 3,
             tolerate_taints: false,
             ttl: Duration::from_secs(3600),
+            from_runner: FromRunner::Auto,
         }
     }
 }

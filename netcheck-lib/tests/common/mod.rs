@@ -17,12 +17,17 @@ pub fn testbed(script: &str, args: &[&str]) {
 }
 
 /// Undoes a fault when dropped, so that a failing assertion cannot leave the testbed broken.
-pub struct Restore(pub Vec<(&'static str, Vec<&'static str>)>);
+pub struct Restore(pub Vec<(&'static str, Vec<String>)>);
 
 impl Drop for Restore {
     fn drop(&mut self) {
         for (script, args) in &self.0 {
-            testbed(script, args);
+            testbed(script, &args.iter().map(String::as_str).collect::<Vec<_>>());
         }
     }
+}
+
+/// Owned arguments for [`Restore`].
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }

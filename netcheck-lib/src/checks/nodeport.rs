@@ -1,0 +1,387 @@
+//! `nodeport/every-node` and `nodeport/local-policy`: the node port of a NodePort Service on every
+//! node address, from every client agent and (when it can reach the nodes) from the runner.
+//!
+//! All cells of the matrix are probed at once: one order per client carries every target address, and
+//! the runner's probes run concurrently, so wall time does not grow with the number of nodes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+
+use super::{runner_probe, selected};
+use crate::protocol::{Action, Attempt, HttpProbe, OrderResult};
+use crate::report::{CheckResult, Diagnosis, Status, Subject};
+use crate::runner::manifests::{LOCAL_SERVICE, NODEPORT_SERVICE};
+use crate::runner::orders::{self, OrderFailure};
+use crate::runner::{FromRunner, NodeInfo, Session};
+use crate::scenario::Scenario;
+
+/// Check ids answered by this module.
+pub const IDS: &[&str] = &[EVERY_NODE, LOCAL_POLICY];
+const EVERY_NODE: &str = "nodeport/every-node";
+const LOCAL_POLICY: &str = "nodeport/local-policy";
+/// The source name of probes sent by the runner itself.
+pub const RUNNER: &str = "runner";
+
+/// One address of one node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    node: String,
+    ip: String,
+}
+
+/// Runs the selected NodePort checks.
+pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    if let Some(check) = selected(scenario, EVERY_NODE) {
+        let requests = check.params.int("requests") as u32;
+        let timeout = check.params.duration("timeoutMs");
+        results.extend(every_node(session, requests, timeout).await);
+    }
+    if let Some(check) = selected(scenario, LOCAL_POLICY) {
+        let requests = check.params.int("requests") as u32;
+        let timeout = check.params.duration("timeoutMs");
+        results.extend(local_policy(session, requests, timeout).await);
+    }
+    results
+}
+
+async fn node_port(session: &Session, service: &str) -> Result<u16, String> {
+    let svc = Api::<Service>::namespaced(session.cluster.client.clone(), &session.namespace)
+        .get(service)
+        .await
+        .map_err(|e| format!("cannot read service/{service}: {e}"))?;
+    svc.spec
+        .and_then(|s| s.ports)
+        .and_then(|p| p.into_iter().next())
+        .and_then(|p| p.node_port)
+        .map(|p| p as u16)
+        .ok_or_else(|| format!("service/{service} has no node port"))
+}
+
+/// Every address of every Ready node, and a skip result for each node that is not Ready.
+fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
+    let mut targets = Vec::new();
+    let mut skipped = Vec::new();
+    for node in nodes {
+        if !node.ready {
+            let subject = Subject::default().to_node(&node.name);
+            skipped.push(CheckResult::new(check, Status::Skip, subject, format!("node {} is NotReady", node.name)));
+            continue;
+        }
+        for ip in node.internal_ips.iter().chain(&node.external_ips) {
+            targets.push(Target { node: node.name.clone(), ip: ip.clone() });
+        }
+    }
+    (targets, skipped)
+}
+
+/// Decides whether the runner probes too; the reason is reported either way.
+async fn runner_reaches(session: &Session, probe: SocketAddr) -> Result<(), String> {
+    match session.options.from_runner {
+        FromRunner::Never => Err("--from-runner never".into()),
+        FromRunner::Always => Ok(()),
+        FromRunner::Auto => runner_probe::can_reach(probe, Duration::from_secs(1)).await,
+    }
+}
+
+async fn every_node(session: &Session, requests: u32, timeout: Duration) -> Vec<CheckResult> {
+    let port = match node_port(session, NODEPORT_SERVICE).await {
+        Ok(p) => p,
+        Err(e) => return vec![CheckResult::new(EVERY_NODE, Status::Error, Subject::default(), e)],
+    };
+    let (targets, mut results) = targets(&session.nodes, EVERY_NODE);
+    let Some(first) = targets.first() else { return results };
+    let addr = |t: &Target| format!("{}:{port}", t.ip);
+
+    let runner_ok = match format!("{}:{port}", first.ip).parse() {
+        Ok(probe) => runner_reaches(session, probe).await,
+        Err(_) => Err(format!("{} is not an IP address", first.ip)),
+    };
+    let clients = session.agents.clients.iter().map(|(node, agent)| {
+        let probe = HttpProbe {
+            targets: targets.iter().map(addr).collect(),
+            path: "/".into(),
+            attempts: requests,
+            concurrency: 16,
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        let waves = (probe.targets.len() as u32 * requests).div_ceil(16) as u64 + 1;
+        let deadline = timeout * waves as u32 + Duration::from_secs(15);
+        async move {
+            let r =
+                orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline).await;
+            (node.clone(), r)
+        }
+    });
+    let from_runner = async {
+        if runner_ok.is_err() {
+            return None;
+        }
+        let jobs = targets.iter().flat_map(|t| std::iter::repeat_n(t, requests as usize)).map(|t| async {
+            let target: SocketAddr = addr(t).parse().ok()?;
+            Some(runner_probe::http_get(target, timeout).await.0)
+        });
+        Some(join_all(jobs).await.into_iter().flatten().collect::<Vec<Attempt>>())
+    };
+    let (client_results, runner_attempts) = tokio::join!(join_all(clients), from_runner);
+
+    let mut sources: Vec<(String, Result<OrderResult, OrderFailure>)> = client_results;
+    if let Err(reason) = &runner_ok {
+        results.push(CheckResult::new(
+            EVERY_NODE,
+            Status::Skip,
+            Subject::from_node(RUNNER),
+            format!("not probing from the runner: {reason}"),
+        ));
+    }
+    if let Some(attempts) = runner_attempts {
+        let runner = crate::protocol::Identity {
+            pod: RUNNER.into(),
+            node: RUNNER.into(),
+            pod_ip: String::new(),
+            client: String::new(),
+        };
+        sources.push((
+            RUNNER.into(),
+            Ok(OrderResult { version: crate::protocol::PROTOCOL_VERSION, agent: runner, attempts, error: None }),
+        ));
+    }
+
+    let mut cells: BTreeMap<(String, Target), (usize, usize, Vec<Attempt>)> = BTreeMap::new();
+    for (source, outcome) in &sources {
+        let Ok(r) = outcome else { continue };
+        for t in &targets {
+            let mine: Vec<Attempt> = r.attempts.iter().filter(|a| a.target == addr(t)).cloned().collect();
+            let ok = mine.iter().filter(|a| a.outcome.identity().is_some()).count();
+            cells.insert((source.clone(), t.clone()), (ok, mine.len(), mine));
+        }
+    }
+    let failing: Vec<(String, Target)> =
+        cells.iter().filter(|(_, (ok, n, _))| ok < n || *n == 0).map(|(k, _)| k.clone()).collect();
+    let source_names: Vec<String> = sources.iter().map(|(s, _)| s.clone()).collect();
+
+    for (source, outcome) in &sources {
+        for t in &targets {
+            let subject = Subject::from_node(source).to_node(&t.node).at(addr(t));
+            let Ok(_) = outcome else {
+                let message = outcome.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                results.push(CheckResult::new(EVERY_NODE, Status::Error, subject, message));
+                continue;
+            };
+            let (ok, n, attempts) = &cells[&(source.clone(), t.clone())];
+            let pass = ok == n && *n > 0;
+            let mut result = CheckResult::new(
+                EVERY_NODE,
+                if pass { Status::Pass } else { Status::Fail },
+                subject,
+                format!("{ok}/{n} requests answered{}", failure_note(attempts)),
+            )
+            .measure("answered", *ok)
+            .measure("requests", *n);
+            if !pass {
+                result.diagnosis = Some(nodeport_diagnosis(source, t, &failing, &source_names));
+            }
+            results.push(result);
+        }
+    }
+    results
+}
+
+fn failure_note(attempts: &[Attempt]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.outcome.identity().is_none()) {
+        *counts.entry(a.outcome.label()).or_insert(0) += 1;
+    }
+    if counts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", counts.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "))
+    }
+}
+
+/// Places a failing NodePort cell: the target node, the source, or the runner's network.
+fn nodeport_diagnosis(source: &str, target: &Target, failing: &[(String, Target)], sources: &[String]) -> Diagnosis {
+    let failing_sources: Vec<&str> = failing.iter().filter(|(_, t)| t == target).map(|(s, _)| s.as_str()).collect();
+    let pod_sources: Vec<&String> = sources.iter().filter(|s| s.as_str() != RUNNER).collect();
+    let all_fail = sources.iter().all(|s| failing_sources.contains(&s.as_str()));
+    let only_runner = failing_sources == [RUNNER] && !pod_sources.is_empty();
+    let evidence = vec![format!(
+        "{} of {} sources fail to reach {}:{} on {} ({})",
+        failing_sources.len(),
+        sources.len(),
+        target.ip,
+        "nodePort",
+        target.node,
+        failing_sources.join(", ")
+    )];
+    let (likely_cause, next_step) = if only_runner {
+        (
+            "the network between the runner and the nodes (every pod source reaches this node port)".to_string(),
+            format!("check routes and firewalls between this machine and {}", target.ip),
+        )
+    } else if all_fail {
+        (
+            format!(
+                "node {} itself: its NodePort rules (kube-proxy), a host firewall, or the address {}",
+                target.node, target.ip
+            ),
+            format!("check kube-proxy on {} and the node's firewall for the node port", target.node),
+        )
+    } else {
+        (
+            format!("the path from {source} to node {} (other sources reach it)", target.node),
+            format!("compare the routes and firewalls of {source} with those of the working sources"),
+        )
+    };
+    Diagnosis { likely_cause, evidence, next_step: Some(next_step) }
+}
+
+async fn local_policy(session: &Session, requests: u32, timeout: Duration) -> Vec<CheckResult> {
+    let port = match node_port(session, LOCAL_SERVICE).await {
+        Ok(p) => p,
+        Err(e) => return vec![CheckResult::new(LOCAL_POLICY, Status::Error, Subject::default(), e)],
+    };
+    let (targets, mut results) = targets(&session.nodes, LOCAL_POLICY);
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| session.nodes.iter().any(|n| n.name == t.node && n.internal_ips.contains(&t.ip)))
+        .collect();
+    let Some(first) = targets.first() else { return results };
+    let Ok(probe) = format!("{}:{port}", first.ip).parse::<SocketAddr>() else { return results };
+    if let Err(reason) = runner_reaches(session, probe).await {
+        results.push(CheckResult::new(
+            LOCAL_POLICY,
+            Status::Skip,
+            Subject::from_node(RUNNER),
+            format!("needs a client outside the cluster; the runner cannot reach the nodes: {reason}"),
+        ));
+        return results;
+    }
+    let per_node = targets.iter().map(|t| async move {
+        let target: SocketAddr = format!("{}:{port}", t.ip).parse().expect("checked above");
+        let attempts = join_all((0..requests).map(|_| runner_probe::http_get(target, timeout))).await;
+        (t.clone(), attempts)
+    });
+    for (t, attempts) in join_all(per_node).await {
+        let local_backends: Vec<&str> =
+            session.agents.servers.iter().filter(|s| s.node == t.node).map(|s| s.pod.as_str()).collect();
+        results.push(judge_local(&t, port, &local_backends, &attempts));
+    }
+    results
+}
+
+fn judge_local(
+    t: &Target,
+    port: u16,
+    local_backends: &[&str],
+    attempts: &[(Attempt, Option<SocketAddr>)],
+) -> CheckResult {
+    let subject = Subject::from_node(RUNNER).to_node(&t.node).at(format!("{}:{port}", t.ip));
+    let answered: Vec<(&crate::protocol::Identity, Option<SocketAddr>)> =
+        attempts.iter().filter_map(|(a, local)| a.outcome.identity().map(|i| (i, *local))).collect();
+    if local_backends.is_empty() {
+        let pass = answered.is_empty();
+        let message = if pass {
+            format!("no local backend, and the node did not forward ({} requests unanswered)", attempts.len())
+        } else {
+            format!(
+                "no local backend, yet {} of {} requests were forwarded to another node",
+                answered.len(),
+                attempts.len()
+            )
+        };
+        return CheckResult::new(LOCAL_POLICY, if pass { Status::Pass } else { Status::Fail }, subject, message)
+            .measure("localBackends", 0)
+            .measure("answered", answered.len());
+    }
+    let all_answered = answered.len() == attempts.len();
+    let stayed_local = answered.iter().all(|(i, _)| local_backends.contains(&i.pod.as_str()));
+    let source_kept = answered.iter().all(|(i, local)| {
+        let seen = i.client.rsplit_once(':').map(|(ip, _)| ip).unwrap_or_default();
+        local.is_some_and(|l| l.ip().to_string() == seen)
+    });
+    let seen: Vec<String> = answered.iter().map(|(i, _)| i.client.clone()).collect();
+    let pass = all_answered && stayed_local && source_kept;
+    let message = if pass {
+        format!("{} requests answered by local backends, source address preserved", answered.len())
+    } else if !all_answered {
+        format!("{}/{} requests answered on a node with a local backend", answered.len(), attempts.len())
+    } else if !stayed_local {
+        "requests left the node although it has a local backend".to_string()
+    } else {
+        "the backend saw a translated source address: the client address was not preserved".to_string()
+    };
+    let expected = attempts.iter().filter_map(|(_, l)| l.map(|l| l.ip().to_string())).next().unwrap_or_default();
+    CheckResult::new(LOCAL_POLICY, if pass { Status::Pass } else { Status::Fail }, subject, message)
+        .measure("localBackends", local_backends.len())
+        .measure("answered", answered.len())
+        .compare(format!("source {expected}"), seen.first().cloned().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Identity, Outcome};
+
+    fn t(node: &str, ip: &str) -> Target {
+        Target { node: node.into(), ip: ip.into() }
+    }
+
+    #[test]
+    fn failing_from_every_source_blames_the_target_node() {
+        let sources = vec!["a".to_string(), "b".to_string(), RUNNER.to_string()];
+        let failing: Vec<(String, Target)> = sources.iter().map(|s| (s.clone(), t("b", "10.0.0.2"))).collect();
+        let d = nodeport_diagnosis("a", &t("b", "10.0.0.2"), &failing, &sources);
+        assert!(d.likely_cause.starts_with("node b itself"), "{}", d.likely_cause);
+    }
+
+    #[test]
+    fn failing_only_from_the_runner_blames_the_runner_network() {
+        let sources = vec!["a".to_string(), "b".to_string(), RUNNER.to_string()];
+        let failing = vec![(RUNNER.to_string(), t("b", "10.0.0.2"))];
+        let d = nodeport_diagnosis(RUNNER, &t("b", "10.0.0.2"), &failing, &sources);
+        assert!(d.likely_cause.contains("between the runner and the nodes"), "{}", d.likely_cause);
+    }
+
+    #[test]
+    fn failing_from_one_source_blames_that_path() {
+        let sources = vec!["a".to_string(), "b".to_string()];
+        let failing = vec![("a".to_string(), t("b", "10.0.0.2"))];
+        let d = nodeport_diagnosis("a", &t("b", "10.0.0.2"), &failing, &sources);
+        assert!(d.likely_cause.contains("path from a to node b"), "{}", d.likely_cause);
+    }
+
+    fn answer(pod: &str, client: &str) -> (Attempt, Option<SocketAddr>) {
+        let identity = Identity { pod: pod.into(), node: "n".into(), pod_ip: "p".into(), client: client.into() };
+        let a = Attempt {
+            target: "t".into(),
+            start_ms: 0,
+            elapsed_us: 1,
+            retries: 0,
+            outcome: Outcome::Answered { identity },
+        };
+        (a, Some("10.250.0.1:40000".parse().unwrap()))
+    }
+
+    #[test]
+    fn local_policy_requires_the_preserved_source() {
+        let ok = judge_local(&t("a", "10.0.0.1"), 30000, &["s1"], &[answer("s1", "10.250.0.1:40000")]);
+        assert_eq!(ok.status, Status::Pass);
+        let snat = judge_local(&t("a", "10.0.0.1"), 30000, &["s1"], &[answer("s1", "10.244.1.1:5000")]);
+        assert_eq!(snat.status, Status::Fail);
+        assert!(snat.message.contains("source address"), "{}", snat.message);
+    }
+
+    #[test]
+    fn a_node_without_local_backend_must_not_forward() {
+        let silent =
+            (Attempt { target: "t".into(), start_ms: 0, elapsed_us: 1, retries: 0, outcome: Outcome::Timeout }, None);
+        assert_eq!(judge_local(&t("b", "10.0.0.2"), 30000, &[], std::slice::from_ref(&silent)).status, Status::Pass);
+        assert_eq!(judge_local(&t("b", "10.0.0.2"), 30000, &[], &[answer("s1", "x:1")]).status, Status::Fail);
+    }
+}
