@@ -61,7 +61,7 @@ async fn cluster_nodes(cluster: &Cluster) -> usize {
     netcheck::runner::inventory::nodes(cluster).await.unwrap().len()
 }
 
-/// A DROP for the node port in node-b's namespace fails every cell aimed at node-b, and only those,
+/// A DROP for the node port on node-b's address, in node-b's namespace, fails every cell aimed at node-b, and only those,
 /// and the diagnosis places the fault on node-b itself.
 #[rstest]
 #[tokio::test]
@@ -71,6 +71,10 @@ async fn dropped_node_port_is_placed_on_its_node(#[future] cluster: Option<Clust
     let svc =
         Api::<Service>::namespaced(cluster.client.clone(), &session.namespace).get(NODEPORT_SERVICE).await.unwrap();
     let port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap().to_string();
+    // Only packets for node-b's own address: node-b's pods still reach the other nodes' ports.
+    let nodes = netcheck::runner::inventory::nodes(&cluster).await.unwrap();
+    let node_b = nodes.iter().find(|n| n.name == "node-b").expect("the testbed has node-b");
+    let node_b_ip = node_b.internal_ips[0].clone();
     let rule = |op: &str| {
         common::args(&[
             "node-b",
@@ -79,6 +83,8 @@ async fn dropped_node_port_is_placed_on_its_node(#[future] cluster: Option<Clust
             "raw",
             op,
             "PREROUTING",
+            "-d",
+            &node_b_ip,
             "-p",
             "tcp",
             "--dport",

@@ -10,7 +10,7 @@ use super::diagnosis::{self, PathEvidence};
 use super::selected;
 use crate::protocol::{Action, Attempt, HTTP_PORT, HttpProbe, OrderResult};
 use crate::report::{CheckResult, Status, Subject};
-use crate::runner::endpoints::{self, EndpointAddress};
+use crate::runner::endpoints::EndpointAddress;
 use crate::runner::manifests::{ECHO_HTTP_PORT, ECHO_SERVICE};
 use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{AgentPod, Session};
@@ -63,11 +63,10 @@ struct NodeRound {
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let plan = plan(scenario);
     let service_target = format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip);
-    let expected = match api_endpoints_settled(session).await {
-        Ok(e) => e,
-        Err(e) => return errors(scenario, &format!("cannot read the echo Service's endpoints: {e}")),
-    };
-    let convergence = data_plane_settled(session, &expected, &service_target, &plan).await;
+    let expected = &session.settled.echo_endpoints;
+    if expected.is_empty() {
+        return errors(scenario, "the echo Service has no endpoints");
+    }
     let rounds = join_all(
         session.agents.clients.iter().map(|(node, agent)| probe_node(session, node, agent, &service_target, &plan)),
     )
@@ -91,14 +90,14 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
                     results.push(reachable(subject.clone(), &r.attempts, ev, &evidence));
                 }
                 if selected(scenario, ALL_BACKENDS).is_some() {
-                    let result = all_backends(subject.clone(), &r.attempts, &expected, &session.agents.servers);
-                    results.push(match convergence.get(&round.node) {
-                        Some(Some(ms)) => result.measure("convergenceMs", *ms),
+                    let result = all_backends(subject.clone(), &r.attempts, expected, &session.agents.servers);
+                    results.push(match session.settled.data_plane.get(&round.node) {
+                        Some(Some(t)) => result.measure("convergenceMs", t.as_millis() as u64),
                         _ => result,
                     });
                 }
                 if selected(scenario, DISTRIBUTION).is_some() {
-                    results.push(distribution(subject.clone(), &r.attempts, &expected, &session.agents.servers, &plan));
+                    results.push(distribution(subject.clone(), &r.attempts, expected, &session.agents.servers, &plan));
                 }
             }
         }
@@ -107,66 +106,6 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         }
     }
     results
-}
-
-/// How long the API may take to list every Ready server agent as a ready endpoint.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Reads the echo Service's endpoints until every Ready server agent is listed as ready (the endpoints
-/// controller lags pod readiness by a moment), or [`SETTLE_TIMEOUT`] passes.
-async fn api_endpoints_settled(session: &Session) -> crate::Result<Vec<EndpointAddress>> {
-    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        let eps = endpoints::of_service(&session.cluster, &session.namespace, ECHO_SERVICE).await?;
-        let ready: BTreeSet<&str> = eps.iter().filter(|e| e.ready).map(|e| e.ip.as_str()).collect();
-        if session.agents.servers.iter().all(|s| ready.contains(s.ip.as_str()))
-            || tokio::time::Instant::now() >= deadline
-        {
-            return Ok(eps);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Probes the ClusterIP from every client until each has seen every ready endpoint answer: the
-/// service proxies program new endpoints a moment after the API lists them. Returns, per node, the
-/// milliseconds that took (None: not within [`SETTLE_TIMEOUT`]); the measured round starts after.
-async fn data_plane_settled(
-    session: &Session,
-    expected: &[EndpointAddress],
-    service_target: &str,
-    plan: &Plan,
-) -> BTreeMap<String, Option<u64>> {
-    let want: BTreeSet<&str> = expected.iter().filter(|e| e.ready).map(|e| e.ip.as_str()).collect();
-    let start = tokio::time::Instant::now();
-    let per_node = session.agents.clients.iter().map(|(node, agent)| {
-        let want = want.clone();
-        async move {
-            let mut seen = BTreeSet::new();
-            while start.elapsed() < SETTLE_TIMEOUT {
-                let probe = HttpProbe {
-                    targets: vec![service_target.to_string()],
-                    path: "/".into(),
-                    attempts: (want.len() as u32 * 4).max(8),
-                    concurrency: plan.concurrency,
-                    timeout_ms: plan.timeout_ms.min(1000),
-                };
-                let deadline = order_deadline(probe.attempts, probe.concurrency, probe.timeout_ms);
-                let Ok(r) =
-                    orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline)
-                        .await
-                else {
-                    return (node.clone(), None);
-                };
-                seen.extend(r.attempts.iter().filter_map(|a| a.outcome.identity()).map(|i| i.pod_ip.clone()));
-                if want.iter().all(|ip| seen.contains(*ip)) {
-                    return (node.clone(), Some(start.elapsed().as_millis() as u64));
-                }
-            }
-            (node.clone(), None)
-        }
-    });
-    join_all(per_node).await.into_iter().collect()
 }
 
 fn errors(scenario: &Scenario, message: &str) -> Vec<CheckResult> {

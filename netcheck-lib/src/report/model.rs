@@ -178,7 +178,7 @@ impl CheckResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Phase {
-    /// `connect`, `deploy`, `ready`, `probe`, `cleanup`.
+    /// `connect`, `deploy`, `ready`, `settle`, `probe`, `cleanup`.
     pub name: String,
     /// Wall time in milliseconds.
     pub millis: u64,

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod manifests;
 pub mod namespace;
 pub mod orders;
+pub mod settle;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ pub const DEFAULT_IMAGE: &str = concat!("localhost/netcheck/agent:", env!("CARGO
 
 /// Receives progress while a run waits on the cluster; the CLI draws it, tests ignore it.
 pub trait Progress: Send + Sync {
-    /// A new phase starts (`connect`, `deploy`, `ready`, `probe`, `cleanup`).
+    /// A new phase starts (`connect`, `deploy`, `ready`, `settle`, `probe`, `cleanup`).
     fn phase(&self, name: &str);
     /// A finer-grained note within the phase.
     fn note(&self, message: &str);
@@ -100,6 +101,10 @@ pub struct Session {
     pub deployed_in: Duration,
     /// Time from creation until every agent was Ready.
     pub ready_in: Duration,
+    /// What the wait for the API and data plane to serve the run's Services observed.
+    pub settled: settle::Settled,
+    /// Time from Ready until the data plane served every Service (or the settle timeout).
+    pub settled_in: Duration,
     guard: namespace::NamespaceGuard,
 }
 
@@ -130,12 +135,16 @@ impl Session {
             deploy::create(cluster, &ns, &usable, options.servers, &template).await?;
             deployed_in = started.elapsed();
             progress.phase("ready");
-            deploy::wait_ready(cluster, &ns, &usable, options.servers as usize, options.ready_timeout).await
+            let agents =
+                deploy::wait_ready(cluster, &ns, &usable, options.servers as usize, options.ready_timeout).await?;
+            let ready_at = started.elapsed();
+            progress.phase("settle");
+            let settled = settle::wait(cluster, &ns, &agents).await?;
+            Ok((agents, settled, ready_at))
         }
         .await;
-        let ready_in = started.elapsed().saturating_sub(deployed_in);
         match deployed {
-            Ok(agents) => Ok(Session {
+            Ok((agents, settled, ready_at)) => Ok(Session {
                 cluster: cluster.clone(),
                 nodes,
                 namespace: ns,
@@ -144,7 +153,9 @@ impl Session {
                 options,
                 guard,
                 deployed_in,
-                ready_in,
+                ready_in: ready_at.saturating_sub(deployed_in),
+                settled,
+                settled_in: started.elapsed().saturating_sub(ready_at),
             }),
             Err(e) => {
                 guard.disarm();
@@ -197,6 +208,7 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     let session = interruptible(Session::start(cluster, options.session.clone(), progress)).await?;
     phases.push(Phase { name: "deploy".into(), millis: session.deployed_in.as_millis() as u64 });
     phases.push(Phase { name: "ready".into(), millis: session.ready_in.as_millis() as u64 });
+    phases.push(Phase { name: "settle".into(), millis: session.settled_in.as_millis() as u64 });
     clock = Instant::now();
 
     progress.phase("probe");

@@ -1,0 +1,75 @@
+//! The run's namespace is removed on Ctrl-C, kept with --keep, and collected by `netcheck gc`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
+
+async fn client() -> Option<kube::Client> {
+    match kube::Client::try_default().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            assert_ne!(std::env::var("NETCHECK_REQUIRE_CLUSTER").as_deref(), Ok("1"), "no cluster: {e}");
+            eprintln!("skipped: no cluster ({e})");
+            None
+        }
+    }
+}
+
+async fn live_namespaces(client: &kube::Client) -> Vec<String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let list = api.list(&ListParams::default().labels("app.kubernetes.io/managed-by=netcheck")).await.unwrap();
+    list.items.into_iter().filter(|n| n.metadata.deletion_timestamp.is_none()).filter_map(|n| n.metadata.name).collect()
+}
+
+#[tokio::test]
+async fn interrupt_deletes_the_namespace() {
+    let Some(client) = client().await else { return };
+    let before = live_namespaces(&client).await;
+    let child = Command::new(BIN)
+        .args(["run", "--scenario", "quick"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run has created its namespace, then interrupt it as Ctrl-C would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        let now = live_namespaces(&client).await;
+        if let Some(ns) = now.into_iter().find(|n| !before.contains(n)) {
+            break ns;
+        }
+        assert!(Instant::now() < deadline, "the run never created its namespace");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(!live_namespaces(&client).await.contains(&created), "{created} is being deleted");
+}
+
+#[tokio::test]
+async fn keep_leaves_the_namespace_and_gc_collects_it() {
+    let Some(client) = client().await else { return };
+    let before = live_namespaces(&client).await;
+    let out = Command::new(BIN).args(["run", "--check", "pod/direct", "--keep", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = format!("netcheck-{}", report["runId"].as_str().unwrap());
+    assert!(live_namespaces(&client).await.contains(&kept), "--keep keeps {kept}");
+    assert!(!before.contains(&kept));
+
+    // Not expired yet: plain gc leaves it, gc --all deletes it.
+    let gc = Command::new(BIN).arg("gc").output().unwrap();
+    assert_eq!(gc.status.code(), Some(0));
+    assert!(live_namespaces(&client).await.contains(&kept));
+    let gc_all = Command::new(BIN).args(["gc", "--all"]).output().unwrap();
+    assert_eq!(gc_all.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&gc_all.stdout).contains(&kept));
+    assert!(!live_namespaces(&client).await.contains(&kept));
+}

@@ -1,0 +1,169 @@
+//! Waiting, after the agents are Ready, until the cluster serves the run's Services: the endpoints
+//! controller lists a Ready pod a moment later, and each node's service proxy programs it a moment
+//! after that. A check that measured inside that window would blame the cluster for our own race.
+//!
+//! The data-plane side probes each Service's ClusterIP from every client until every ready endpoint
+//! has answered. kube-proxy writes a Service's ClusterIP and NodePort rules in the same sync, so a
+//! converged ClusterIP on a node also means that node's node ports are programmed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+
+use super::endpoints::{self, EndpointAddress};
+use super::manifests::{AFFINITY_SERVICE, ECHO_HTTP_PORT, ECHO_SERVICE, LOCAL_SERVICE, NODEPORT_SERVICE};
+use super::orders;
+use super::{Agents, Cluster};
+use crate::protocol::{Action, HttpProbe};
+use crate::{Error, Result};
+
+/// How long the API and then the data plane may each take to settle.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The Services over the server agents that must be programmed before checks measure, and whether
+/// every backend must answer (false for ClientIP affinity, which pins a client to one backend).
+const SERVED: &[(&str, bool)] =
+    &[(ECHO_SERVICE, true), (NODEPORT_SERVICE, true), (LOCAL_SERVICE, true), (AFFINITY_SERVICE, false)];
+
+/// What the settle step observed.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    /// The echo Service's endpoints once every Ready server agent was listed (or the timeout passed).
+    pub echo_endpoints: Vec<EndpointAddress>,
+    /// Per client node: time from the start of the data-plane wait until every Service answered from
+    /// every ready endpoint; None when that did not happen within [`SETTLE_TIMEOUT`].
+    pub data_plane: BTreeMap<String, Option<Duration>>,
+}
+
+/// Waits for the API, then for every node's data plane. A node that does not converge is recorded,
+/// not an error: the checks then report what is wrong there.
+pub async fn wait(cluster: &Cluster, ns: &str, agents: &Agents) -> Result<Settled> {
+    let servers: BTreeSet<&str> = agents.servers.iter().map(|s| s.ip.as_str()).collect();
+    let mut echo_endpoints = Vec::new();
+    let mut targets = Vec::new();
+    for (service, all_backends) in SERVED {
+        let Some(ip) = cluster_ip(cluster, ns, service).await? else { continue };
+        let listed = api_lists_ready(cluster, ns, service, &servers).await?;
+        if *service == ECHO_SERVICE {
+            echo_endpoints = listed;
+        }
+        targets.push((format!("{ip}:{ECHO_HTTP_PORT}"), *all_backends));
+    }
+    let data_plane = data_plane_converged(cluster, ns, agents, &targets, &servers).await;
+    Ok(Settled { echo_endpoints, data_plane })
+}
+
+/// The Service's ClusterIP; None when the Service does not exist (a session without it).
+async fn cluster_ip(cluster: &Cluster, ns: &str, service: &str) -> Result<Option<String>> {
+    let svc = Api::<Service>::namespaced(cluster.client.clone(), ns)
+        .get_opt(service)
+        .await
+        .map_err(|e| Error::api(format!("reading service/{service}"), e))?;
+    Ok(svc.and_then(|s| s.spec).and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None"))
+}
+
+/// Reads the Service's endpoints until every server agent is listed as ready, or [`SETTLE_TIMEOUT`].
+async fn api_lists_ready(
+    cluster: &Cluster,
+    ns: &str,
+    service: &str,
+    servers: &BTreeSet<&str>,
+) -> Result<Vec<EndpointAddress>> {
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let eps = endpoints::of_service(cluster, ns, service).await?;
+        if lists_all_ready(&eps, servers) || tokio::time::Instant::now() >= deadline {
+            return Ok(eps);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn lists_all_ready(eps: &[EndpointAddress], servers: &BTreeSet<&str>) -> bool {
+    let ready: BTreeSet<&str> = eps.iter().filter(|e| e.ready).map(|e| e.ip.as_str()).collect();
+    servers.iter().all(|s| ready.contains(s))
+}
+
+/// Probes every target from every client until each has answered from every server (or, for a
+/// target that pins clients, answered at all).
+async fn data_plane_converged(
+    cluster: &Cluster,
+    ns: &str,
+    agents: &Agents,
+    targets: &[(String, bool)],
+    servers: &BTreeSet<&str>,
+) -> BTreeMap<String, Option<Duration>> {
+    let start = tokio::time::Instant::now();
+    let per_node = agents.clients.iter().map(|(node, agent)| async move {
+        let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        while start.elapsed() < SETTLE_TIMEOUT {
+            let probe = HttpProbe {
+                targets: targets.iter().map(|(t, _)| t.clone()).collect(),
+                path: "/".into(),
+                attempts: (servers.len() as u32 * 4).max(8),
+                concurrency: 16,
+                timeout_ms: 1000,
+            };
+            let waves = (probe.attempts * probe.targets.len() as u32).div_ceil(probe.concurrency) as u64 + 1;
+            let deadline = Duration::from_millis(waves * probe.timeout_ms + 15_000);
+            let Ok(r) = orders::send(&cluster.client, ns, agent, Action::Http(probe), deadline).await else {
+                return (node.clone(), None);
+            };
+            for a in &r.attempts {
+                if let (Some(id), Some((t, _))) = (a.outcome.identity(), targets.iter().find(|(t, _)| *t == a.target)) {
+                    seen.entry(t.as_str()).or_default().insert(id.pod_ip.clone());
+                }
+            }
+            if converged(targets, servers, &seen) {
+                return (node.clone(), Some(start.elapsed()));
+            }
+        }
+        (node.clone(), None)
+    });
+    join_all(per_node).await.into_iter().collect()
+}
+
+fn converged(targets: &[(String, bool)], servers: &BTreeSet<&str>, seen: &BTreeMap<&str, BTreeSet<String>>) -> bool {
+    targets.iter().all(|(t, all_backends)| {
+        let answered = seen.get(t.as_str());
+        match (answered, all_backends) {
+            (None, _) => false,
+            (Some(ips), true) => servers.iter().all(|s| ips.contains(*s)),
+            (Some(ips), false) => !ips.is_empty(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(ip: &str, ready: bool) -> EndpointAddress {
+        EndpointAddress { ip: ip.into(), pod: None, ready }
+    }
+
+    #[test]
+    fn api_settles_only_when_every_server_is_ready() {
+        let servers = BTreeSet::from(["10.0.0.1", "10.0.0.2"]);
+        assert!(!lists_all_ready(&[ep("10.0.0.1", true)], &servers));
+        assert!(!lists_all_ready(&[ep("10.0.0.1", true), ep("10.0.0.2", false)], &servers));
+        assert!(lists_all_ready(&[ep("10.0.0.1", true), ep("10.0.0.2", true), ep("10.0.0.9", false)], &servers));
+    }
+
+    #[test]
+    fn data_plane_needs_every_backend_except_on_pinned_targets() {
+        let servers = BTreeSet::from(["10.0.0.1", "10.0.0.2"]);
+        let targets = vec![("svc:80".to_string(), true), ("sticky:80".to_string(), false)];
+        let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        seen.insert("svc:80", BTreeSet::from(["10.0.0.1".to_string()]));
+        seen.insert("sticky:80", BTreeSet::from(["10.0.0.2".to_string()]));
+        assert!(!converged(&targets, &servers, &seen), "svc has not shown 10.0.0.2");
+        seen.get_mut("svc:80").unwrap().insert("10.0.0.2".into());
+        assert!(converged(&targets, &servers, &seen));
+        seen.remove("sticky:80");
+        assert!(!converged(&targets, &servers, &seen), "sticky never answered");
+    }
+}
