@@ -100,6 +100,13 @@ enum Command {
         /// always, or never.
         #[arg(long, value_enum, default_value = "auto")]
         from_runner: FromRunnerArg,
+        /// The cluster's DNS domain, under which Service names are expected.
+        #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+        cluster_domain: String,
+        /// Opt in to dns/external: this name must resolve from every node (needs the cluster's DNS
+        /// to reach an upstream; netcheck never picks a name on its own).
+        #[arg(long, value_name = "NAME")]
+        external_name: Option<String>,
     },
     /// List the checks and the built-in scenarios.
     List,
@@ -156,6 +163,8 @@ async fn dispatch(command: Command) -> ExitCode {
             keep,
             tolerate_taints,
             from_runner,
+            cluster_domain,
+            external_name,
         } => {
             let selection = select(&scenario, &checks, &skips);
             let scenario = match selection {
@@ -167,6 +176,8 @@ async fn dispatch(command: Command) -> ExitCode {
                 ready_timeout: timeout,
                 tolerate_taints,
                 from_runner: from_runner.into(),
+                cluster_domain,
+                external_name,
                 ..Default::default()
             };
             let options = RunOptions { connect: cluster.options(), scenario, session, keep };

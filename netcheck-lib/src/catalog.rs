@@ -237,7 +237,84 @@ pub static CHECKS: &[CheckSpec] = &[
                       not left to time out.",
         params: &[millis("promptMs", 1, 60_000, 1_000, "A refusal must come within this time.")],
     },
+    CheckSpec {
+        id: "dns/service-a",
+        title: "A Service's name answers exactly its ClusterIP, over UDP and TCP",
+        description: "From every client, `<svc>.<ns>.svc.<domain>` asked of the cluster DNS Service over UDP and \
+                      over TCP answers exactly the ClusterIP; latency percentiles per node, and the time a new \
+                      Service took to appear in DNS.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/search-path",
+        title: "Short names resolve through the pod's search path",
+        description: "`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc` and `kubernetes.default` resolve through the pod's own \
+                      resolv.conf (search list, ndots), as an application sees them, to the right ClusterIP.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/headless",
+        title: "A headless Service answers exactly its ready pod IPs",
+        description: "A headless Service's name answers exactly the set of ready backend addresses the API lists \
+                      (not-ready ones only with publishNotReadyAddresses).",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/srv",
+        title: "SRV records for named ports",
+        description: "`_<port>._<proto>.<svc>.<ns>.svc.<domain>` answers the port and the Service's name; for a \
+                      headless Service one record per ready endpoint at the endpoint's port.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/pod-hostname",
+        title: "A pod with hostname and subdomain has its own name",
+        description: "Each client agent sets `hostname` and `subdomain` (a headless Service); \
+                      `<hostname>.<subdomain>.<ns>.svc.<domain>` answers exactly that pod's IP.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/externalname",
+        title: "An ExternalName Service answers a CNAME",
+        description: "An ExternalName Service's name answers a CNAME to its externalName (asked as CNAME; the \
+                      target, under .invalid, need not resolve).",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/negative",
+        title: "A name that does not exist answers NXDOMAIN promptly",
+        description: "A name under the run's namespace that no object defines answers NXDOMAIN, within promptMs, \
+                      rather than timing out or answering something.",
+        params: &[DNS_ATTEMPTS, millis("promptMs", 1, 60_000, 1_000, "NXDOMAIN must come within this time.")],
+    },
+    CheckSpec {
+        id: "dns/ptr",
+        title: "A ClusterIP's reverse name answers the Service's name",
+        description: "The in-addr.arpa name of the ClusterIP answers a PTR to `<svc>.<ns>.svc.<domain>`; skipped \
+                      with the reason when the server serves no PTR for ClusterIPs at all.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/per-server",
+        title: "Every DNS endpoint answers on its own",
+        description: "The Service name query sent to each endpoint behind the cluster DNS Service directly, so \
+                      that one broken replica is named even when the Service IP mostly works.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
+    CheckSpec {
+        id: "dns/external",
+        title: "A name outside the cluster resolves (opt-in)",
+        description: "Only with --external-name NAME: that name resolves through the pod's resolv.conf from every \
+                      node. Skipped otherwise; netcheck never picks an outside name on its own.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+    },
 ];
+
+/// Sends of each DNS query per client.
+const DNS_ATTEMPTS: ParamSpec = int("attempts", 1, 100, 3, "Sends of each query from each client.");
+/// How long one DNS query may take.
+const DNS_TIMEOUT_MS: ParamSpec =
+    millis("timeoutMs", 1, 60_000, 2_000, "How long one query may take before it counts as failed.");
 
 /// The check with this id.
 pub fn find(id: &str) -> Option<&'static CheckSpec> {

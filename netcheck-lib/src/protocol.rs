@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Label on an order ConfigMap naming the agent pod that must execute it.
 pub const AGENT_LABEL: &str = "netcheck.dev/agent";
 /// Label on every order ConfigMap.
@@ -57,6 +57,8 @@ pub enum Action {
     Http(HttpProbe),
     /// UDP request/response exchanges with each target.
     Udp(UdpProbe),
+    /// DNS queries.
+    Dns(DnsProbe),
     /// Switch the agent's readiness endpoint.
     SetReady {
         /// Whether `/readyz` answers 200.
@@ -94,6 +96,48 @@ pub struct UdpProbe {
     pub retries: u32,
 }
 
+/// DNS query parameters: each query is sent `attempts` times (no resolver retries, no cache).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsProbe {
+    /// The queries.
+    pub queries: Vec<DnsQuery>,
+    /// Sends of each query.
+    pub attempts: u32,
+    /// Per-send timeout.
+    pub timeout_ms: u64,
+    /// When set, each query is repeated (every 20 ms) until it returns records or this many
+    /// milliseconds pass, instead of being sent `attempts` times: used to time when a name appears.
+    #[serde(default)]
+    pub until_answered_ms: Option<u64>,
+}
+
+/// One DNS question and where to send it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsQuery {
+    /// The name; a name without a trailing dot goes through the search list when `server` is None.
+    pub name: String,
+    /// `A`, `AAAA`, `SRV`, `PTR` or `CNAME`.
+    pub record_type: String,
+    /// `ip:port` of the server to ask; None: the pod's own resolv.conf (search list, ndots), as an
+    /// application sees it.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Ask over TCP instead of UDP.
+    #[serde(default)]
+    pub tcp: bool,
+}
+
+impl DnsQuery {
+    /// The key that names this query in [`Attempt::target`].
+    pub fn key(&self) -> String {
+        let server = self.server.as_deref().unwrap_or("resolv.conf");
+        let transport = if self.tcp { "tcp" } else { "udp" };
+        format!("{} {} @{server}/{transport}", self.record_type, self.name)
+    }
+}
+
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "camelCase")]
@@ -114,6 +158,16 @@ pub enum Outcome {
     Timeout,
     /// The connection was reset after it was established.
     Reset,
+    /// A DNS answer with records, each rendered in zone-file form without name, class and TTL
+    /// (`10.96.0.1`; SRV `0 100 80 target.`; CNAME and PTR `target.`).
+    Records {
+        /// The answer records of the asked type.
+        records: Vec<String>,
+    },
+    /// The server said the name does not exist (NXDOMAIN).
+    NxDomain,
+    /// The name exists but has no record of the asked type (NOERROR, empty answer).
+    NoRecords,
     /// The target name did not resolve.
     Unresolved {
         /// The resolver's error.
@@ -127,6 +181,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The DNS records, if the attempt got an answer with records.
+    pub fn records(&self) -> Option<&[String]> {
+        match self {
+            Outcome::Records { records } => Some(records),
+            _ => None,
+        }
+    }
+
     /// The answering identity, if any.
     pub fn identity(&self) -> Option<&Identity> {
         match self {
@@ -143,6 +205,9 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Timeout => "timeout",
             Outcome::Reset => "reset",
+            Outcome::Records { .. } => "records",
+            Outcome::NxDomain => "NXDOMAIN",
+            Outcome::NoRecords => "no records",
             Outcome::Unresolved { .. } => "unresolved",
             Outcome::Error { .. } => "error",
         }
@@ -263,10 +328,32 @@ mod tests {
 
     #[test]
     fn other_protocol_versions_are_refused() {
-        let text = r#"{"version":2,"action":{"kind":"setReady","ready":true}}"#;
+        let text = r#"{"version":1,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
-        assert!(err.contains("protocol version 2"), "{err}");
-        assert!(parse_order(r#"{"version":1,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        assert!(err.contains("protocol version 1"), "{err}");
+        assert!(parse_order(r#"{"version":2,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+    }
+
+    #[test]
+    fn dns_orders_and_outcomes_round_trip() {
+        let query =
+            DnsQuery { name: "a.b.svc.cluster.local.".into(), record_type: "A".into(), server: None, tcp: true };
+        assert_eq!(query.key(), "A a.b.svc.cluster.local. @resolv.conf/tcp");
+        let order = Order {
+            version: PROTOCOL_VERSION,
+            action: Action::Dns(DnsProbe {
+                queries: vec![query],
+                attempts: 2,
+                timeout_ms: 500,
+                until_answered_ms: None,
+            }),
+        };
+        assert_eq!(parse_order(&serde_json::to_string(&order).unwrap()).unwrap(), order);
+        let records = Outcome::Records { records: vec!["10.96.0.1".into()] };
+        let text = serde_json::to_string(&records).unwrap();
+        assert_eq!(text, r#"{"outcome":"records","records":["10.96.0.1"]}"#);
+        assert_eq!(records.records(), Some(&["10.96.0.1".to_string()][..]));
+        assert_eq!(Outcome::NxDomain.label(), "NXDOMAIN");
     }
 
     #[test]

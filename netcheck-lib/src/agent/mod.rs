@@ -6,6 +6,7 @@
 //! switched it off, so a pod that cannot reach the API server never becomes Ready and the runner can
 //! name it.
 
+mod dns;
 mod orders;
 mod probe;
 mod server;

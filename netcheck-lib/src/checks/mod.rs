@@ -4,6 +4,8 @@
 //! `pod/direct` are all answered by [`service_path`], which sends each client's requests once.
 
 pub mod diagnosis;
+pub mod dns;
+pub mod dns_expect;
 pub mod nodeport;
 pub mod runner_probe;
 pub mod service_behaviour;
@@ -27,6 +29,10 @@ pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress
     if scenario.checks.iter().any(|c| service_behaviour::IDS.contains(&c.id)) {
         progress.note("probing session affinity, UDP and a Service without endpoints");
         results.extend(service_behaviour::run(session, scenario).await);
+    }
+    if scenario.checks.iter().any(|c| dns::IDS.contains(&c.id)) {
+        progress.note("asking the cluster DNS from every node");
+        results.extend(dns::run(session, scenario).await);
     }
     let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
     results.sort_by_key(order);

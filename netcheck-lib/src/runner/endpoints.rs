@@ -19,6 +19,9 @@ pub struct EndpointAddress {
     pub pod: Option<String>,
     /// Whether the endpoint is ready (receives traffic).
     pub ready: bool,
+    /// The endpoint's hostname (a pod with `hostname` whose `subdomain` is this Service), which gives
+    /// it a DNS name under a headless Service.
+    pub hostname: Option<String>,
 }
 
 /// All endpoint addresses of `service`, ready or not, deduplicated and sorted.
@@ -56,7 +59,13 @@ pub fn from_slice(slice: &EndpointSlice) -> Vec<EndpointAddress> {
         .flat_map(|e| {
             let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             let pod = e.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name.clone());
-            e.addresses.iter().map(move |ip| EndpointAddress { ip: ip.clone(), pod: pod.clone(), ready })
+            let hostname = e.hostname.clone();
+            e.addresses.iter().map(move |ip| EndpointAddress {
+                ip: ip.clone(),
+                pod: pod.clone(),
+                ready,
+                hostname: hostname.clone(),
+            })
         })
         .collect()
 }
@@ -69,7 +78,7 @@ pub fn from_endpoints(ep: &Endpoints) -> BTreeSet<EndpointAddress> {
             for a in list.iter().flatten() {
                 let pod =
                     a.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name.clone());
-                out.insert(EndpointAddress { ip: a.ip.clone(), pod, ready });
+                out.insert(EndpointAddress { ip: a.ip.clone(), pod, ready, hostname: a.hostname.clone() });
             }
         }
     }
@@ -108,8 +117,8 @@ mod tests {
         assert_eq!(
             a,
             vec![
-                EndpointAddress { ip: "10.0.0.1".into(), pod: Some("a".into()), ready: true },
-                EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false },
+                EndpointAddress { ip: "10.0.0.1".into(), pod: Some("a".into()), ready: true, hostname: None },
+                EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false, hostname: None },
             ]
         );
     }

@@ -199,10 +199,19 @@ pub fn client_pod_name(node: &str) -> String {
     name
 }
 
+/// The `hostname` of the client agent on `node`: a DNS label (the node name with dots turned into
+/// dashes, at most 63 characters). With `subdomain` [`CLIENTS_SERVICE`] it gets a DNS name of its own.
+pub fn client_hostname(node: &str) -> String {
+    let label: String = node.to_ascii_lowercase().replace('.', "-").chars().take(63).collect();
+    label.trim_matches('-').to_string()
+}
+
 /// A client agent pinned to `node` (through the scheduler, so that taints and admission apply).
 pub fn client_pod(ns: &str, node: &str, template: &AgentTemplate) -> Pod {
     let mut spec = agent_pod_spec(template, vec![]);
     spec.node_selector = Some(BTreeMap::from([("kubernetes.io/hostname".to_string(), node.to_string())]));
+    spec.hostname = Some(client_hostname(node));
+    spec.subdomain = Some(CLIENTS_SERVICE.into());
     Pod {
         metadata: meta(
             &client_pod_name(node),
@@ -284,8 +293,36 @@ pub const LOCAL_SERVICE: &str = "netcheck-local";
 pub const AFFINITY_SERVICE: &str = "netcheck-affinity";
 /// ClusterIP Service whose selector matches no pod.
 pub const EMPTY_SERVICE: &str = "netcheck-empty";
+/// Headless Service over the server agents (DNS answers the ready pod IPs).
+pub const HEADLESS_SERVICE: &str = "netcheck-headless";
+/// Headless Service over the client agents, whose pods set `subdomain` to it (pod hostname records).
+pub const CLIENTS_SERVICE: &str = "netcheck-clients";
+/// ExternalName Service (DNS answers a CNAME).
+pub const EXTERNAL_SERVICE: &str = "netcheck-external";
+/// The `externalName` of [`EXTERNAL_SERVICE`]: under `.invalid` (RFC 2606), so it never resolves
+/// and no query for it leaves the cluster's DNS for a real name.
+pub const EXTERNAL_TARGET: &str = "netcheck-target.invalid";
 
-/// The Services of the NodePort, affinity and no-endpoint checks; HTTP only, port [`ECHO_HTTP_PORT`].
+/// A plain ClusterIP Service over the server agents, created during a check (DNS appearance time).
+pub fn fresh_service(ns: &str, name: &str) -> Service {
+    Service {
+        metadata: meta(name, ns, &[]),
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: ECHO_HTTP_PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Services of the NodePort, affinity, no-endpoint and DNS checks; HTTP only, port [`ECHO_HTTP_PORT`].
 pub fn check_services(ns: &str) -> Vec<Service> {
     let http_only = |name: &str, spec: ServiceSpec| {
         let port = ServicePort {
@@ -323,6 +360,24 @@ pub fn check_services(ns: &str) -> Vec<Service> {
                 ..Default::default()
             },
         ),
+        http_only(HEADLESS_SERVICE, ServiceSpec { cluster_ip: Some("None".into()), ..Default::default() }),
+        http_only(
+            CLIENTS_SERVICE,
+            ServiceSpec {
+                cluster_ip: Some("None".into()),
+                selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "client".to_string())])),
+                ..Default::default()
+            },
+        ),
+        Service {
+            metadata: meta(EXTERNAL_SERVICE, ns, &[]),
+            spec: Some(ServiceSpec {
+                type_: Some("ExternalName".into()),
+                external_name: Some(EXTERNAL_TARGET.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
     ]
 }
 
@@ -376,6 +431,25 @@ mod tests {
         assert_eq!(spec(AFFINITY_SERVICE).session_affinity.as_deref(), Some("ClientIP"));
         assert_eq!(spec(EMPTY_SERVICE).selector.unwrap()[COMPONENT_LABEL], "nothing-matches");
         assert_eq!(spec(AFFINITY_SERVICE).selector.unwrap()[COMPONENT_LABEL], "server");
+        assert_eq!(spec(HEADLESS_SERVICE).cluster_ip.as_deref(), Some("None"));
+        assert_eq!(spec(CLIENTS_SERVICE).selector.unwrap()[COMPONENT_LABEL], "client");
+        let external = spec(EXTERNAL_SERVICE);
+        assert_eq!(
+            (external.type_.as_deref(), external.external_name.as_deref()),
+            (Some("ExternalName"), Some(EXTERNAL_TARGET))
+        );
+        assert!(external.selector.is_none() && external.ports.is_none());
+    }
+
+    #[test]
+    fn client_hostnames_are_dns_labels_under_the_clients_service() {
+        assert_eq!(client_hostname("node-a"), "node-a");
+        assert_eq!(client_hostname("Ip-10-0-0-1.ec2.internal"), "ip-10-0-0-1-ec2-internal");
+        assert_eq!(client_hostname(&"x".repeat(80)).len(), 63);
+        let pod = client_pod("ns", "node-a", &template());
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.subdomain.as_deref(), Some(CLIENTS_SERVICE));
+        assert_eq!(spec.hostname.as_deref(), Some("node-a"));
     }
 
     #[test]

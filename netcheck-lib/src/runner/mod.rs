@@ -68,6 +68,10 @@ pub struct SessionOptions {
     pub ttl: Duration,
     /// Whether the runner probes node addresses too.
     pub from_runner: FromRunner,
+    /// The cluster's DNS domain (`cluster.local` unless the cluster was set up otherwise).
+    pub cluster_domain: String,
+    /// A name outside the cluster that must resolve (`dns/external`); None: that check is skipped.
+    pub external_name: Option<String>,
 }
 
 impl Default for SessionOptions {
@@ -79,6 +83,8 @@ impl Default for SessionOptions {
             tolerate_taints: false,
             ttl: Duration::from_secs(3600),
             from_runner: FromRunner::Auto,
+            cluster_domain: "cluster.local".into(),
+            external_name: None,
         }
     }
 }

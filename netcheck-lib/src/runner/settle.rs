@@ -65,8 +65,8 @@ async fn cluster_ip(cluster: &Cluster, ns: &str, service: &str) -> Result<Option
     Ok(svc.and_then(|s| s.spec).and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None"))
 }
 
-/// Reads the Service's endpoints until every server agent is listed as ready, or [`SETTLE_TIMEOUT`].
-async fn api_lists_ready(
+/// Reads the Service's endpoints until every address in `servers` is listed as ready, or [`SETTLE_TIMEOUT`].
+pub(crate) async fn api_lists_ready(
     cluster: &Cluster,
     ns: &str,
     service: &str,
@@ -142,7 +142,7 @@ mod tests {
     use super::*;
 
     fn ep(ip: &str, ready: bool) -> EndpointAddress {
-        EndpointAddress { ip: ip.into(), pod: None, ready }
+        EndpointAddress { ip: ip.into(), pod: None, ready, hostname: None }
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! The client role for DNS orders: sends each query with hickory-resolver, either to a named server
+//! or through the pod's own resolv.conf, with caching and resolver retries off so that every attempt
+//! is one observation.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RecordType;
+use hickory_resolver::{Resolver, TokioResolver};
+
+use crate::protocol::{Attempt, DnsProbe, DnsQuery, Outcome};
+
+/// How often a query is repeated while waiting for a name to appear.
+const APPEARANCE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Runs every query of the order; queries run concurrently, the sends of one query in sequence.
+pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
+    let origin = Instant::now();
+    let timeout = Duration::from_millis(probe.timeout_ms);
+    let mut prepared = Vec::new();
+    for query in &probe.queries {
+        let rtype = RecordType::from_str(&query.record_type)
+            .map_err(|_| format!("unknown record type {:?}", query.record_type))?;
+        prepared.push((query, rtype, resolver_for(query, timeout)?));
+    }
+    let per_query = prepared.iter().map(|(query, rtype, resolver)| async move {
+        let mut attempts = Vec::new();
+        match probe.until_answered_ms {
+            None => {
+                for _ in 0..probe.attempts.max(1) {
+                    attempts.push(query_once(resolver, query, *rtype, origin).await);
+                }
+            }
+            Some(limit) => loop {
+                let attempt = query_once(resolver, query, *rtype, origin).await;
+                let done = attempt.outcome.records().is_some() || origin.elapsed() >= Duration::from_millis(limit);
+                attempts.push(attempt);
+                if done {
+                    break;
+                }
+                tokio::time::sleep(APPEARANCE_INTERVAL).await;
+            },
+        }
+        attempts
+    });
+    Ok(futures::future::join_all(per_query).await.into_iter().flatten().collect())
+}
+
+/// A resolver for one query: the named server over the named transport, or the pod's resolv.conf.
+fn resolver_for(query: &DnsQuery, timeout: Duration) -> Result<TokioResolver, String> {
+    let mut builder = match &query.server {
+        None => TokioResolver::builder_tokio().map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?,
+        Some(server) => {
+            let addr: SocketAddr = server.parse().map_err(|_| format!("DNS server {server:?} is not ip:port"))?;
+            let mut connection = if query.tcp { ConnectionConfig::tcp() } else { ConnectionConfig::udp() };
+            connection.port = addr.port();
+            let ns = NameServerConfig::new(addr.ip(), true, vec![connection]);
+            Resolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], vec![ns]),
+                TokioRuntimeProvider::default(),
+            )
+        }
+    };
+    quiet(builder.options_mut(), timeout);
+    builder.build().map_err(|e| format!("cannot build a resolver: {e}"))
+}
+
+/// One send per attempt: no cache, no retries, no hosts file.
+fn quiet(options: &mut ResolverOpts, timeout: Duration) {
+    options.cache_size = 0;
+    options.attempts = 0;
+    options.timeout = timeout;
+    options.use_hosts_file = ResolveHosts::Never;
+    options.num_concurrent_reqs = 1;
+    options.try_tcp_on_error = false;
+}
+
+async fn query_once(resolver: &TokioResolver, query: &DnsQuery, rtype: RecordType, origin: Instant) -> Attempt {
+    let start = Instant::now();
+    let outcome = match resolver.lookup(query.name.as_str(), rtype).await {
+        Ok(lookup) => {
+            let mut records: Vec<String> =
+                lookup.answers().iter().filter(|r| r.record_type() == rtype).map(|r| r.data.to_string()).collect();
+            records.sort();
+            if records.is_empty() { Outcome::NoRecords } else { Outcome::Records { records } }
+        }
+        Err(e) => classify(&e),
+    };
+    Attempt {
+        target: query.key(),
+        start_ms: start.duration_since(origin).as_millis() as u64,
+        elapsed_us: start.elapsed().as_micros() as u64,
+        retries: 0,
+        outcome,
+    }
+}
+
+fn classify(e: &NetError) -> Outcome {
+    if e.is_nx_domain() {
+        Outcome::NxDomain
+    } else if e.is_no_records_found() {
+        Outcome::NoRecords
+    } else if matches!(e, NetError::Timeout) {
+        Outcome::Timeout
+    } else if e.is_connection_closed() {
+        Outcome::Refused
+    } else {
+        Outcome::Error { detail: e.to_string() }
+    }
+}
