@@ -233,10 +233,11 @@ struct Builtin {
 static BUILTINS: &[Builtin] = &[
     Builtin { name: "quick", yaml: include_str!("../../scenarios/quick.yaml") },
     Builtin { name: "full", yaml: include_str!("../../scenarios/full.yaml") },
+    Builtin { name: "dns", yaml: include_str!("../../scenarios/dns.yaml") },
 ];
 
 /// Same order as [`BUILTINS`]; a unit test keeps the two in step.
-static BUILTIN_NAMES: &[&str] = &["quick", "full"];
+static BUILTIN_NAMES: &[&str] = &["quick", "full", "dns"];
 
 /// Names of the built-in scenarios.
 pub fn builtin_names() -> &'static [&'static str] {
@@ -717,7 +718,7 @@ spec:
         assert_eq!(
             err.to_string(),
             "no built-in scenario and no file named `/nonexistent/netcheck.yaml` (built-in \
-             scenarios: quick, full)"
+             scenarios: quick, full, dns)"
         );
     }
 

@@ -106,7 +106,9 @@ fn classify(e: &NetError) -> Outcome {
         Outcome::NoRecords
     } else if matches!(e, NetError::Timeout) {
         Outcome::Timeout
-    } else if e.is_connection_closed() {
+    } else if e.is_connection_closed() || matches!(e, NetError::NoConnections) {
+        // hickory reports a server whose every connection failed at once (ICMP port unreachable,
+        // TCP reset) as "no connections available": nothing listens there.
         Outcome::Refused
     } else {
         Outcome::Error { detail: e.to_string() }

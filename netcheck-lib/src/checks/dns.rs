@@ -3,8 +3,9 @@
 //! (see [`super::dns_expect`]).
 //!
 //! Order of work: read the API facts; create a fresh Service and time until every node's DNS answers
-//! it (this also ensures the DNS server has caught up with the run's objects); then one order per
-//! client carries every question, so one round answers all selected checks.
+//! it (so the DNS server has caught up with every object before it: no race of our own making is
+//! judged); then one order per client carries every question, so one round answers all selected
+//! checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -42,8 +43,8 @@ const EXTERNAL: &str = "dns/external";
 const DNS_NAMESPACE: &str = "kube-system";
 const DNS_SERVICE: &str = "kube-dns";
 const DNS_PORT: u16 = 53;
-/// A Service created during the check to time how long DNS takes to answer a new name.
-const FRESH_SERVICE: &str = "netcheck-dns-fresh";
+/// Name prefix of the Service created during the check to time how long DNS takes to answer a new name.
+const FRESH_SERVICE: &str = "netcheck-dns-fresh-";
 /// How long a new Service may take to appear in DNS before that is reported as not seen.
 const APPEARANCE_LIMIT: Duration = Duration::from_secs(15);
 
@@ -76,11 +77,9 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         Ok(f) => f,
         Err(e) => return errors(scenario, &e),
     };
-    let appearance = if selected(scenario, SERVICE_A).is_some() {
-        new_service_appearance(session, &facts).await
-    } else {
-        BTreeMap::new()
-    };
+    // Also the DNS counterpart of the settle phase: once a Service created now is answered, the DNS
+    // server has caught up with every object created or changed before it.
+    let appearance = new_service_appearance(session, &facts).await;
     let questions = plan(&facts, scenario, session.options.external_name.as_deref());
     let attempts = IDS.iter().filter_map(|id| selected(scenario, id)).map(|c| c.params.int("attempts")).max();
     let timeout = IDS
@@ -377,9 +376,13 @@ fn diagnose(
     questions: &[Question],
     f: &Facts,
 ) {
-    let timed_out = |node: &str, q: &Question| -> bool {
+    // No answer at all (timeout, or refused: nothing listening) as against a wrong answer.
+    let unanswered = |node: &str, q: &Question| -> bool {
         rounds.iter().any(|(n, r)| {
-            n == node && r.as_ref().is_ok_and(|r| of_query(r, &q.query).iter().any(|a| a.outcome == Outcome::Timeout))
+            n == node
+                && r.as_ref().is_ok_and(|r| {
+                    of_query(r, &q.query).iter().any(|a| matches!(a.outcome, Outcome::Timeout | Outcome::Refused))
+                })
         })
     };
     let passes = |node: &str, q: &Question| -> bool {
@@ -409,7 +412,7 @@ fn diagnose(
             continue;
         };
         let name = &q.query.name;
-        let diagnosis = if timed_out(node, q) {
+        let diagnosis = if unanswered(node, q) {
             let others_ok: Vec<&str> = nodes.iter().copied().filter(|n| *n != node && passes(n, q)).collect();
             if !others_ok.is_empty() {
                 Diagnosis {
@@ -417,7 +420,7 @@ fn diagnose(
                         "the path from {node} to the cluster DNS (kube-proxy on {node}, or its route)"
                     ),
                     evidence: vec![format!(
-                        "{name} times out from {node} but is answered from {}",
+                        "{name} gets no answer from {node} but is answered from {}",
                         others_ok.join(", ")
                     )],
                     next_step: Some(format!("check kube-proxy on {node} and its rules for {}", f.dns_ip)),
@@ -429,7 +432,7 @@ fn diagnose(
                         f.dns_ip
                     ),
                     evidence: vec![format!(
-                        "{name} times out through {} from every node; a DNS endpoint ({}) answers {node} directly",
+                        "{name} gets no answer through {} from every node; a DNS endpoint ({}) answers {node} directly",
                         f.dns_ip,
                         f.dns_endpoints.join(", ")
                     )],
@@ -439,7 +442,7 @@ fn diagnose(
                 Diagnosis {
                     likely_cause: "the cluster DNS server: neither the DNS Service nor its endpoints answer".into(),
                     evidence: vec![format!(
-                        "{name} times out from every node, through {} and directly at its endpoints ({})",
+                        "{name} gets no answer (timeout or refused) from every node, through {} and directly at its endpoints ({})",
                         f.dns_ip,
                         if f.dns_endpoints.is_empty() { "none ready".to_string() } else { f.dns_endpoints.join(", ") }
                     )],

@@ -303,10 +303,11 @@ pub const EXTERNAL_SERVICE: &str = "netcheck-external";
 /// and no query for it leaves the cluster's DNS for a real name.
 pub const EXTERNAL_TARGET: &str = "netcheck-target.invalid";
 
-/// A plain ClusterIP Service over the server agents, created during a check (DNS appearance time).
-pub fn fresh_service(ns: &str, name: &str) -> Service {
+/// A plain ClusterIP Service over the server agents, created during a check (DNS appearance time),
+/// named by the API server from `prefix` so that every call gets a name never asked before.
+pub fn fresh_service(ns: &str, prefix: &str) -> Service {
     Service {
-        metadata: meta(name, ns, &[]),
+        metadata: ObjectMeta { name: None, generate_name: Some(prefix.into()), ..meta(prefix, ns, &[]) },
         spec: Some(ServiceSpec {
             selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])),
             ports: Some(vec![ServicePort {
