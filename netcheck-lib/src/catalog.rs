@@ -308,6 +308,30 @@ pub static CHECKS: &[CheckSpec] = &[
                       node. Skipped otherwise; netcheck never picks an outside name on its own.",
         params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
     },
+    CheckSpec {
+        id: "endpoints/readiness-removal",
+        title: "A backend that turns not ready leaves the API, every node's data plane and DNS",
+        description: "One server agent's readiness probe starts failing by order while every client sends paced \
+                      requests through the ClusterIP and asks DNS for the headless Service. Measures, from the switch \
+                      and per node: (a) the API lists the endpoint not ready, (b) the node's data plane stops sending \
+                      to it for at least sustainedRequests answered requests, (c) the headless DNS answer drops it.",
+        params: READINESS_PARAMS,
+    },
+    CheckSpec {
+        id: "endpoints/readiness-readd",
+        title: "A backend that turns ready again comes back everywhere",
+        description: "The same agent turns ready again: the same three times, until the API lists it ready, it \
+                      answers through the ClusterIP from every node, and the headless DNS answer has it again.",
+        params: READINESS_PARAMS,
+    },
+];
+
+/// Parameters of the readiness experiments (removal and re-add run as one experiment each).
+const READINESS_PARAMS: &[ParamSpec] = &[
+    millis("intervalMs", 5, 1_000, 20, "Pace of requests and DNS queries per client; the resolution of (b) and (c)."),
+    int("sustainedRequests", 1, 10_000, 100, "Answered requests in a row without the removed pod that prove removal."),
+    millis("maxApiMs", 100, 120_000, 4_000, "Limit for (a), from the switch (kubelet probe period 1 s included)."),
+    millis("maxPropagationMs", 10, 120_000, 2_000, "Further limit for (b) and (c) beyond maxApiMs."),
 ];
 
 /// Sends of each DNS query per client.

@@ -80,6 +80,10 @@ pub struct HttpProbe {
     pub concurrency: u32,
     /// Per-request timeout.
     pub timeout_ms: u64,
+    /// When non-zero, request i starts at i × this many ms after the order starts (a steady rate,
+    /// so that a timeline of the data plane can be read from the attempts); 0: as fast as allowed.
+    #[serde(default)]
+    pub interval_ms: u64,
 }
 
 /// UDP probing parameters: each attempt sends one datagram and waits for the echo.
@@ -106,6 +110,9 @@ pub struct DnsProbe {
     pub attempts: u32,
     /// Per-send timeout.
     pub timeout_ms: u64,
+    /// When non-zero, send i of each query starts at i × this many ms after the order starts.
+    #[serde(default)]
+    pub interval_ms: u64,
     /// When set, each query is repeated (every 20 ms) until it returns records or this many
     /// milliseconds pass, instead of being sent `attempts` times: used to time when a name appears.
     #[serde(default)]
@@ -295,6 +302,7 @@ mod tests {
                 attempts: 3,
                 concurrency: 2,
                 timeout_ms: 500,
+                interval_ms: 0,
             }),
         };
         let text = serde_json::to_string(&order).unwrap();
@@ -346,6 +354,7 @@ mod tests {
                 attempts: 2,
                 timeout_ms: 500,
                 until_answered_ms: None,
+                interval_ms: 0,
             }),
         };
         assert_eq!(parse_order(&serde_json::to_string(&order).unwrap()).unwrap(), order);

@@ -31,7 +31,11 @@ pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
         let mut attempts = Vec::new();
         match probe.until_answered_ms {
             None => {
-                for _ in 0..probe.attempts.max(1) {
+                let interval = Duration::from_millis(probe.interval_ms);
+                for i in 0..probe.attempts.max(1) {
+                    if !interval.is_zero() {
+                        tokio::time::sleep_until((origin + interval * i).into()).await;
+                    }
                     attempts.push(query_once(resolver, query, *rtype, origin).await);
                 }
             }

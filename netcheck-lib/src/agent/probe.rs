@@ -21,11 +21,17 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
     let origin = Instant::now();
     let jobs: Vec<String> =
         probe.targets.iter().flat_map(|t| std::iter::repeat_n(t.clone(), probe.attempts as usize)).collect();
-    let attempts = futures::stream::iter(jobs)
-        .map(|target| {
+    let interval = Duration::from_millis(probe.interval_ms);
+    let attempts = futures::stream::iter(jobs.into_iter().enumerate())
+        .map(|(i, target)| {
             let client = client.clone();
             let url = format!("http://{target}{}", probe.path);
             async move {
+                if !interval.is_zero() {
+                    // A steady schedule per target: the i-th request of a target at i × interval.
+                    let nth = (i % probe.attempts.max(1) as usize) as u32;
+                    tokio::time::sleep_until((origin + interval * nth).into()).await;
+                }
                 let start = Instant::now();
                 let outcome = http_once(&client, &url).await;
                 Attempt {

@@ -93,6 +93,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         attempts: attempts.unwrap_or(3) as u32,
         timeout_ms: timeout.as_millis() as u64,
         until_answered_ms: None,
+        interval_ms: 0,
     };
     let rounds = ask_every_client(session, &probe).await;
     let prompt = selected(scenario, NEGATIVE).map(|c| c.params.duration("promptMs")).unwrap_or(timeout);
@@ -271,6 +272,7 @@ async fn new_service_appearance(session: &Session, f: &Facts) -> BTreeMap<String
         }],
         attempts: 1,
         timeout_ms: 1000,
+        interval_ms: 0,
         until_answered_ms: Some(APPEARANCE_LIMIT.as_millis() as u64),
     };
     let sent_after = t0.elapsed().as_millis() as u64;

@@ -7,6 +7,7 @@ pub mod diagnosis;
 pub mod dns;
 pub mod dns_expect;
 pub mod nodeport;
+pub mod readiness;
 pub mod runner_probe;
 pub mod service_behaviour;
 pub mod service_path;
@@ -33,6 +34,11 @@ pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress
     if scenario.checks.iter().any(|c| dns::IDS.contains(&c.id)) {
         progress.note("asking the cluster DNS from every node");
         results.extend(dns::run(session, scenario).await);
+    }
+    // Last: it switches a server agent's readiness (and restores it).
+    if scenario.checks.iter().any(|c| readiness::IDS.contains(&c.id)) {
+        progress.note("switching a backend's readiness while every node sends traffic (about 20 s)");
+        results.extend(readiness::run(session, scenario).await);
     }
     let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
     results.sort_by_key(order);

@@ -59,8 +59,14 @@ async fn http_from_every_client(
     timeout_ms: u64,
 ) -> Vec<(String, Result<Vec<Attempt>, OrderFailure>)> {
     let per_client = session.agents.clients.iter().map(|(node, agent): (&String, &AgentPod)| {
-        let probe =
-            HttpProbe { targets: vec![target.to_string()], path: "/".into(), attempts, concurrency: 4, timeout_ms };
+        let probe = HttpProbe {
+            targets: vec![target.to_string()],
+            path: "/".into(),
+            attempts,
+            concurrency: 4,
+            timeout_ms,
+            interval_ms: 0,
+        };
         let deadline = Duration::from_millis(timeout_ms * (attempts as u64).div_ceil(4) + 15_000);
         async move {
             let r =

@@ -130,6 +130,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         attempts: plan.service_requests,
         concurrency: plan.concurrency,
         timeout_ms: plan.timeout_ms,
+        interval_ms: 0,
     };
     let direct = HttpProbe {
         targets: session.agents.servers.iter().map(|s| format!("{}:{HTTP_PORT}", s.ip)).collect(),
@@ -137,6 +138,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         attempts: plan.per_backend,
         concurrency: plan.concurrency,
         timeout_ms: plan.direct_timeout_ms,
+        interval_ms: 0,
     };
     let service_deadline = order_deadline(service.attempts, service.concurrency, service.timeout_ms);
     let direct_deadline =

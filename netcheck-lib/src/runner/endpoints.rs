@@ -41,6 +41,45 @@ pub async fn of_service(cluster: &Cluster, ns: &str, service: &str) -> Result<Ve
     Ok(addresses.into_iter().collect())
 }
 
+/// Watches the Service's endpoints until `ip` is listed with readiness `ready`, and returns when the
+/// watch saw that (None: not within `limit`). EndpointSlices where served, Endpoints otherwise.
+pub async fn watch_until_ready_is(
+    cluster: &Cluster,
+    ns: &str,
+    service: &str,
+    ip: &str,
+    ready: bool,
+    limit: std::time::Duration,
+) -> Option<std::time::Instant> {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let matches = |addresses: &[EndpointAddress]| addresses.iter().any(|a| a.ip == ip && a.ready == ready);
+    let seen = async {
+        if cluster.has_endpoint_slices {
+            let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), ns);
+            let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
+            let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
+            while let Ok(Some(slice)) = stream.try_next().await {
+                if matches(&from_slice(&slice)) {
+                    return Some(std::time::Instant::now());
+                }
+            }
+        } else {
+            let api: Api<Endpoints> = Api::namespaced(cluster.client.clone(), ns);
+            let config = watcher::Config::default().fields(&format!("metadata.name={service}"));
+            let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
+            while let Some(Ok(ep)) = stream.next().await {
+                if matches(&from_endpoints(&ep).into_iter().collect::<Vec<_>>()) {
+                    return Some(std::time::Instant::now());
+                }
+            }
+        }
+        None
+    };
+    tokio::time::timeout(limit, seen).await.ok().flatten()
+}
+
 /// The API server's own address (`https://ip:port`) from the `default/kubernetes` Endpoints, so that
 /// agents can reach it without the Service data plane. None when it cannot be read.
 pub async fn api_server_address(cluster: &Cluster) -> Option<String> {

@@ -106,6 +106,7 @@ async fn data_plane_converged(
                 attempts: (servers.len() as u32 * 4).max(8),
                 concurrency: 16,
                 timeout_ms: 1000,
+                interval_ms: 0,
             };
             let waves = (probe.attempts * probe.targets.len() as u32).div_ceil(probe.concurrency) as u64 + 1;
             let deadline = Duration::from_millis(waves * probe.timeout_ms + 15_000);

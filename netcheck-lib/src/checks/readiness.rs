@@ -1,0 +1,399 @@
+//! `endpoints/readiness-removal` and `endpoints/readiness-readd`: one server agent is switched not
+//! ready (then ready again) by order while every client sends steady traffic through the ClusterIP
+//! and asks DNS for the headless Service; three times are measured from the switch, on the runner's
+//! clock: (a) the API lists the endpoint (not) ready, (b) each node's data plane stops (starts)
+//! sending to it, (c) each node's DNS answer drops (regains) it.
+//!
+//! The data-plane and DNS timelines come from the agents' paced attempts: attempt i starts
+//! `start_ms` after the agent began the order, which the runner places at its send time plus half an
+//! order round trip (measured just before). The resolution is the sample interval plus that estimate.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use super::selected;
+use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HttpProbe, OrderResult};
+use crate::report::{CheckResult, Diagnosis, Status, Subject};
+use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
+use crate::runner::orders;
+use crate::runner::{AgentPod, Session, endpoints};
+use crate::scenario::Scenario;
+
+/// Check ids answered by this module.
+pub const IDS: &[&str] = &[REMOVAL, READD];
+const REMOVAL: &str = "endpoints/readiness-removal";
+const READD: &str = "endpoints/readiness-readd";
+
+/// Traffic before the switch, so that the victim is seen in rotation first.
+const LEAD: Duration = Duration::from_millis(1000);
+
+/// The parameters of one experiment.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    interval: Duration,
+    sustained: usize,
+    max_api: Duration,
+    max_propagation: Duration,
+}
+
+impl Limits {
+    /// How long the clients send: the lead, the API limit, the propagation limit and the sustained
+    /// window, so a healthy cluster converges well inside the traffic.
+    fn traffic(&self) -> Duration {
+        LEAD + self.max_api + self.max_propagation + self.interval * self.sustained as u32 + Duration::from_millis(500)
+    }
+}
+
+/// Runs removal then re-add when either check is selected (re-add needs a removed endpoint, and the
+/// victim must end ready for whatever runs next).
+pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let Some(check) = selected(scenario, REMOVAL).or_else(|| selected(scenario, READD)) else { return vec![] };
+    let limits = Limits {
+        interval: check.params.duration("intervalMs"),
+        sustained: check.params.int("sustainedRequests") as usize,
+        max_api: check.params.duration("maxApiMs"),
+        max_propagation: check.params.duration("maxPropagationMs"),
+    };
+    let Some(victim) = session.agents.servers.first().cloned() else {
+        return vec![CheckResult::new(REMOVAL, Status::Skip, Subject::default(), "no server agent to switch")];
+    };
+    let mut results = Vec::new();
+    let removal = experiment(session, &victim, false, limits).await;
+    if selected(scenario, REMOVAL).is_some() {
+        results.extend(judge(REMOVAL, &victim, &removal, limits));
+    }
+    let readd = experiment(session, &victim, true, limits).await;
+    if selected(scenario, READD).is_some() {
+        results.extend(judge(READD, &victim, &readd, limits));
+    }
+    results
+}
+
+/// What one switch produced.
+struct Experiment {
+    /// When the API showed the wanted state, from the switch; None: not within the limit.
+    api: Option<Duration>,
+    /// Per client node: the traffic and DNS timelines, already placed on the runner's clock.
+    nodes: BTreeMap<String, NodeTimeline>,
+    /// Error that stopped the experiment before it could observe anything.
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct NodeTimeline {
+    /// (time from the switch, in ms — negative before it; the answering pod IP or None on failure).
+    requests: Vec<(i64, Option<String>)>,
+    /// (time from the switch in ms; whether the headless answer contained the victim's IP).
+    dns: Vec<(i64, Option<bool>)>,
+    delivery_ms: u64,
+    failure: Option<String>,
+}
+
+async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: Limits) -> Experiment {
+    let client = &session.cluster.client;
+    let ns = &session.namespace;
+    let deliveries = delivery_estimates(session).await;
+    let attempts = (limits.traffic().as_millis() / limits.interval.as_millis().max(1)) as u32;
+    let http = HttpProbe {
+        targets: vec![format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip)],
+        path: "/".into(),
+        attempts,
+        concurrency: 16,
+        timeout_ms: 1000,
+        interval_ms: limits.interval.as_millis() as u64,
+    };
+    let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
+    let dns = DnsProbe {
+        queries: vec![DnsQuery { name: headless, record_type: "A".into(), server: None, tcp: false }],
+        attempts,
+        timeout_ms: 1000,
+        interval_ms: limits.interval.as_millis() as u64,
+        until_answered_ms: None,
+    };
+    let deadline = limits.traffic() + Duration::from_secs(20);
+    let traffic = session.agents.clients.iter().map(|(node, agent)| {
+        let (http, dns) = (http.clone(), dns.clone());
+        async move {
+            let sent = Instant::now();
+            let (h, d) = tokio::join!(
+                orders::send(client, ns, agent, Action::Http(http), deadline),
+                orders::send(client, ns, agent, Action::Dns(dns), deadline),
+            );
+            (node.clone(), sent, h, d)
+        }
+    });
+    let switch = async {
+        tokio::time::sleep(LEAD).await;
+        let at = Instant::now();
+        if let Err(e) = orders::send(client, ns, victim, Action::SetReady { ready }, Duration::from_secs(15)).await {
+            return (at, Err(format!("the victim {} did not take the readiness order: {e}", victim.pod)));
+        }
+        let seen = endpoints::watch_until_ready_is(
+            &session.cluster,
+            ns,
+            crate::runner::manifests::ECHO_SERVICE,
+            &victim.ip,
+            ready,
+            limits.max_api + limits.max_propagation,
+        )
+        .await;
+        (at, Ok(seen.map(|t| t.duration_since(at))))
+    };
+    let (sends, (switched_at, api)) = tokio::join!(join_all(traffic), switch);
+    let api = match api {
+        Ok(api) => api,
+        Err(e) => return Experiment { api: None, nodes: BTreeMap::new(), error: Some(e) },
+    };
+    let mut nodes = BTreeMap::new();
+    for (node, sent, h, d) in sends {
+        let delivery_ms = deliveries.get(&node).copied().unwrap_or(0);
+        let base = |a: &Attempt| signed_ms(sent, switched_at) + delivery_ms as i64 + a.start_ms as i64;
+        let mut t = NodeTimeline { delivery_ms, ..Default::default() };
+        match (h, d) {
+            (Ok(h), Ok(d)) => {
+                t.requests = timeline(&h, |a| a.outcome.identity().map(|i| i.pod_ip.clone()), base);
+                t.dns = timeline(&d, |a| a.outcome.records().map(|r| r.contains(&victim.ip)), base);
+            }
+            (Err(e), _) | (_, Err(e)) => t.failure = Some(e.to_string()),
+        }
+        nodes.insert(node, t);
+    }
+    Experiment { api, nodes, error: None }
+}
+
+fn timeline<T>(r: &OrderResult, value: impl Fn(&Attempt) -> T, at: impl Fn(&Attempt) -> i64) -> Vec<(i64, T)> {
+    let mut out: Vec<(i64, T)> = r.attempts.iter().map(|a| (at(a), value(a))).collect();
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+/// Milliseconds from `b` to `a`, negative when `a` is earlier.
+fn signed_ms(a: Instant, b: Instant) -> i64 {
+    if a >= b { a.duration_since(b).as_millis() as i64 } else { -(b.duration_since(a).as_millis() as i64) }
+}
+
+/// Half the round trip of an empty order, per client: where the agent's order clock starts.
+async fn delivery_estimates(session: &Session) -> BTreeMap<String, u64> {
+    let per_client = session.agents.clients.iter().map(|(node, agent)| async move {
+        let empty =
+            HttpProbe { targets: vec![], path: "/".into(), attempts: 0, concurrency: 1, timeout_ms: 1, interval_ms: 0 };
+        let start = Instant::now();
+        let r = orders::send(
+            &session.cluster.client,
+            &session.namespace,
+            agent,
+            Action::Http(empty),
+            Duration::from_secs(15),
+        )
+        .await;
+        (node.clone(), r.map(|_| start.elapsed().as_millis() as u64 / 2).unwrap_or(0))
+    });
+    join_all(per_client).await.into_iter().collect()
+}
+
+/// Removal: ms from the switch until the victim stopped answering, if it then stayed away for at
+/// least `sustained` answered requests. Re-add: ms until it first answered again.
+fn data_plane_ms(requests: &[(i64, Option<String>)], victim: &str, ready: bool, sustained: usize) -> DataPlane {
+    let after: Vec<&(i64, Option<String>)> = requests.iter().filter(|(t, _)| *t >= 0).collect();
+    let by_victim = |entry: &&(i64, Option<String>)| entry.1.as_deref() == Some(victim);
+    if ready {
+        return match after.iter().copied().find(by_victim) {
+            Some((t, _)) => DataPlane::At(*t as u64),
+            None => DataPlane::Never,
+        };
+    }
+    let last_victim = after.iter().rposition(by_victim);
+    let rest = &after[last_victim.map_or(0, |i| i + 1)..];
+    let answered_since = rest.iter().filter(|(_, ip)| ip.is_some()).count();
+    if answered_since < sustained {
+        return DataPlane::NotSustained { answered_since, last_victim_ms: last_victim.map(|i| after[i].0) };
+    }
+    DataPlane::At(rest.first().map_or(0, |(t, _)| (*t).max(0) as u64))
+}
+
+#[derive(Debug, PartialEq)]
+enum DataPlane {
+    At(u64),
+    Never,
+    NotSustained { answered_since: usize, last_victim_ms: Option<i64> },
+}
+
+/// Removal: ms until every later DNS answer lacked the victim; re-add: until the first that had it.
+fn dns_ms(answers: &[(i64, Option<bool>)], ready: bool) -> Option<u64> {
+    // A failed query proves nothing either way: only answers count.
+    let after: Vec<&(i64, Option<bool>)> = answers.iter().filter(|(t, has)| *t >= 0 && has.is_some()).collect();
+    if ready {
+        return after.iter().find(|(_, has)| *has == Some(true)).map(|(t, _)| *t as u64);
+    }
+    let last_with = after.iter().rposition(|(_, has)| *has == Some(true));
+    let next = match last_with {
+        None => after.first(),
+        Some(i) => after.get(i + 1),
+    };
+    next.map(|(t, _)| *t as u64)
+}
+
+fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<CheckResult> {
+    let ready = check == READD;
+    let verb = if ready { "ready again" } else { "not ready" };
+    let subject = |node: &str| Subject::from_node(node).named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    if let Some(error) = &e.error {
+        return vec![CheckResult::new(
+            check,
+            Status::Error,
+            Subject::default().named(format!("pod/{}", victim.pod)),
+            error.clone(),
+        )];
+    }
+    let Some(api) = e.api else {
+        let cause = if ready {
+            "the API never marked the endpoint ready again"
+        } else {
+            "the API never marked the endpoint not ready"
+        };
+        let mut r = CheckResult::new(
+            check,
+            Status::Fail,
+            Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
+            format!(
+                "{cause} within {} ms of the readiness switch",
+                (limits.max_api + limits.max_propagation).as_millis()
+            ),
+        );
+        r.diagnosis = Some(Diagnosis {
+            likely_cause: "the endpoints controller (kube-controller-manager) or the kubelet's readiness report".into(),
+            evidence: vec![format!("{} was switched {verb} by order; its Endpoints never followed", victim.pod)],
+            next_step: Some("check kube-controller-manager and the kubelet on the pod's node".into()),
+        });
+        return vec![r];
+    };
+    let api_ms = api.as_millis() as u64;
+    let limit_ms = (limits.max_api + limits.max_propagation).as_millis() as u64;
+    e.nodes
+        .iter()
+        .map(|(node, t)| {
+            if let Some(f) = &t.failure {
+                return CheckResult::new(check, Status::Error, subject(node), f.clone());
+            }
+            let plane = data_plane_ms(&t.requests, &victim.ip, ready, limits.sustained);
+            let dns = dns_ms(&t.dns, ready);
+            let failed = t.requests.iter().filter(|(_, ip)| ip.is_none()).count();
+            let seen_before = t.requests.iter().any(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
+            let mut problems = Vec::new();
+            if api > limits.max_api {
+                problems.push(format!("the API took {api_ms} ms (limit {} ms)", limits.max_api.as_millis()));
+            }
+            match &plane {
+                DataPlane::At(ms) if *ms <= limit_ms => {}
+                DataPlane::At(ms) => problems.push(format!("the data plane took {ms} ms (limit {limit_ms} ms)")),
+                DataPlane::Never => problems.push(format!("{} never answered through the ClusterIP again", victim.pod)),
+                DataPlane::NotSustained { answered_since, last_victim_ms } => problems.push(format!(
+                    "{} still answered at +{} ms; only {answered_since} answered requests after it (need {})",
+                    victim.pod,
+                    last_victim_ms.unwrap_or(0),
+                    limits.sustained
+                )),
+            }
+            match dns {
+                Some(ms) if ms <= limit_ms => {}
+                Some(ms) => problems.push(format!("DNS took {ms} ms (limit {limit_ms} ms)")),
+                None => problems.push(format!(
+                    "the headless DNS answer never {}",
+                    if ready { "regained it" } else { "dropped it" }
+                )),
+            }
+            if !ready && !seen_before {
+                problems.push(format!("{} never answered before the switch: nothing to remove", victim.pod));
+            }
+            let plane_text = match &plane {
+                DataPlane::At(ms) => format!("{ms} ms"),
+                _ => "never".into(),
+            };
+            let dns_text = dns.map_or("never".into(), |ms| format!("{ms} ms"));
+            let summary = format!("API {api_ms} ms, data plane {plane_text}, DNS {dns_text} after the switch");
+            let status = if problems.is_empty() { Status::Pass } else { Status::Fail };
+            let message = if problems.is_empty() { summary } else { format!("{}; {summary}", problems.join("; ")) };
+            let mut r = CheckResult::new(check, status, subject(node), message)
+                .measure("apiMs", api_ms)
+                .measure("failedRequests", failed)
+                .measure("requests", t.requests.len())
+                .measure("sampleIntervalMs", limits.interval.as_millis() as u64)
+                .measure("deliveryEstimateMs", t.delivery_ms);
+            if let DataPlane::At(ms) = plane {
+                r = r.measure("dataPlaneMs", ms);
+            }
+            if let Some(ms) = dns {
+                r = r.measure("dnsMs", ms);
+            }
+            if status == Status::Fail {
+                let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) {
+                    ("the cluster DNS's view of the endpoints".to_string(), "check the DNS server's watch of the API")
+                } else {
+                    (
+                        format!("the service proxy (kube-proxy) on {node}"),
+                        "check kube-proxy's logs and sync period on that node",
+                    )
+                };
+                r.diagnosis = Some(Diagnosis { likely_cause: cause, evidence: problems, next_step: Some(next.into()) });
+            }
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reqs(items: &[(i64, Option<&str>)]) -> Vec<(i64, Option<String>)> {
+        items.iter().map(|(t, ip)| (*t, ip.map(String::from))).collect()
+    }
+
+    #[test]
+    fn removal_is_when_the_victim_stopped_answering_for_good() {
+        let r = reqs(&[
+            (-20, Some("v")),
+            (0, Some("v")),
+            (20, Some("a")),
+            (40, Some("v")),
+            (60, Some("a")),
+            (80, Some("b")),
+            (100, None),
+            (120, Some("a")),
+        ]);
+        assert_eq!(data_plane_ms(&r, "v", false, 3), DataPlane::At(60));
+        assert_eq!(
+            data_plane_ms(&r, "v", false, 4),
+            DataPlane::NotSustained { answered_since: 3, last_victim_ms: Some(40) },
+            "failed requests do not count toward the sustained window"
+        );
+    }
+
+    #[test]
+    fn readd_is_the_first_answer_after_the_switch() {
+        let r = reqs(&[(-20, Some("v")), (0, Some("a")), (20, None), (40, Some("v"))]);
+        assert_eq!(data_plane_ms(&r, "v", true, 100), DataPlane::At(40));
+        assert_eq!(data_plane_ms(&reqs(&[(0, Some("a"))]), "v", true, 100), DataPlane::Never);
+    }
+
+    #[test]
+    fn dns_times_follow_the_last_and_first_answers() {
+        let answers = vec![(-10, Some(true)), (0, Some(true)), (20, None), (40, Some(false)), (60, Some(false))];
+        assert_eq!(dns_ms(&answers, false), Some(40), "a failed query is not proof that it dropped");
+        assert_eq!(dns_ms(&[(0, Some(true)), (20, Some(false)), (40, None)], false), Some(20));
+        let flapped = [(0, Some(false)), (20, Some(true)), (40, Some(false))];
+        assert_eq!(dns_ms(&flapped, false), Some(40), "dropped for good at 40");
+        assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], false), None, "came back: not dropped");
+        assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], true), Some(20));
+    }
+
+    #[test]
+    fn signed_ms_is_negative_before_the_switch() {
+        let a = Instant::now();
+        let b = a + Duration::from_millis(30);
+        assert_eq!(signed_ms(a, b), -30);
+        assert_eq!(signed_ms(b, a), 30);
+    }
+}
