@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: runs `netcheck run --scenario quick` against the testbed RUNS times (default 3) and prints
-# wall time per phase, the agent image size and the agents' memory (RSS). Prints figures; asserts nothing.
+# Benchmark: runs `netcheck run --scenario SCENARIO` (default quick) against the testbed RUNS times (default 3)
+# and prints wall time per phase; then the NodePort matrix with 1 and 2 target nodes, the DNS and readiness
+# figures of one `full` run, the agent image size and the agents' memory (RSS). Prints figures; asserts nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${NETCHECK_TESTBED_STATE:-/var/lib/netcheck-testbed}
@@ -11,7 +12,7 @@ scenario=${SCENARIO:-quick}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-printf '%-4s %8s %8s %8s %8s %8s %8s  %s\n' run connect deploy ready probe cleanup total result
+printf '%-4s %8s %8s %8s %8s %8s %8s %8s  %s\n' run connect deploy ready settle probe cleanup total result
 for i in $(seq 1 "$runs"); do
   start=$(date +%s%N)
   code=0
@@ -27,10 +28,46 @@ except Exception:
     sys.exit(0)
 phases = {p["name"]: p["millis"] for p in report["phases"]}
 s = report["summary"]
-cols = [phases.get(n, 0) / 1000 for n in ("connect", "deploy", "ready", "probe", "cleanup")]
+cols = [phases.get(n, 0) / 1000 for n in ("connect", "deploy", "ready", "settle", "probe", "cleanup")]
 print(f"{run:<4} " + " ".join(f"{c:7.2f}s" for c in cols) + f" {wall/1000:7.2f}s  {s['pass']} pass, {s['fail']} fail (exit {code})")
 PY
 done
+
+# The NodePort matrix is probed all at once: its probe time should not grow with the number of targets.
+for n in 1 2; do
+  cat >"$out/np$n.yaml" <<YAML
+apiVersion: netcheck.dev/v1
+kind: Scenario
+metadata: {name: nodeport-$n}
+spec:
+  checks:
+    - id: nodeport/every-node
+      params: {targetNodes: $n}
+YAML
+  "$netcheck" run --scenario "$out/np$n.yaml" -o json 2>/dev/null >"$out/np$n.json" || true
+  python3 - "$out/np$n.json" "$n" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+probe = {p["name"]: p["millis"] for p in r["phases"]}["probe"]
+cells = [x for x in r["results"] if x["check"] == "nodeport/every-node"]
+print(f"nodeport/every-node with {sys.argv[2]} target node(s): {len(cells)} cells, probe phase {probe} ms")
+PY
+done
+
+# DNS and readiness figures from one full run.
+"$netcheck" run --scenario full -o json 2>/dev/null >"$out/full.json" || true
+python3 - "$out/full.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("full scenario: " + ", ".join(f"{p['name']} {p['millis']} ms" for p in r["phases"]) + f"; {r['summary']}")
+for x in r["results"]:
+    m, c, node = x["measurements"], x["check"], x["subject"].get("sourceNode", "")
+    if c == "dns/service-a" and "newServiceMs" in m:
+        print(f"dns/service-a from {node}: p50 {m['p50Ms']} ms, new Service answered after {m['newServiceMs']} ms")
+    if c.startswith("endpoints/readiness"):
+        figures = ", ".join(f"{k} {m.get(k)}" for k in ("apiMs", "dataPlaneMs", "dnsMs", "failedRequests"))
+        print(f"{c} from {node}: {figures} ({x['status']})")
+PY
 
 image=$root/target/netcheck-agent.tar
 [ -f "$image" ] && stat -c %s "$image" | awk '{printf "agent image: %d bytes (%.1f MB)\n", $1, $1 / 1e6}'

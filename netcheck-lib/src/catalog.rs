@@ -200,7 +200,11 @@ pub static CHECKS: &[CheckSpec] = &[
         title: "NodePort answers on every node address",
         description: "From every client (and from the runner when it can reach the nodes), every node's \
                       InternalIP and ExternalIP on the node port answers: one result per source × target × address.",
-        params: &[int("requests", 1, 1_000, 3, "Requests per source, target node and address."), TIMEOUT_MS],
+        params: &[
+            int("requests", 1, 1_000, 3, "Requests per source, target node and address."),
+            TIMEOUT_MS,
+            int("targetNodes", 0, 100_000, 0, "Probe only the first N Ready nodes (by name) as targets; 0: all."),
+        ],
     },
     CheckSpec {
         id: "nodeport/local-policy",
@@ -323,6 +327,19 @@ pub static CHECKS: &[CheckSpec] = &[
         description: "The same agent turns ready again: the same three times, until the API lists it ready, it \
                       answers through the ClusterIP from every node, and the headless DNS answer has it again.",
         params: READINESS_PARAMS,
+    },
+    CheckSpec {
+        id: "endpoints/rollout",
+        title: "A rolling update drops no traffic",
+        description: "A Deployment of 3 agents behind its own Service is replaced by a rolling update (surge 1, \
+                      unavailable 0, graceful shutdown) while every client sends paced requests through its \
+                      ClusterIP; per node, failed requests and the longest gap between answers must stay in budget.",
+        params: &[
+            millis("intervalMs", 5, 1_000, 50, "Pace of requests per client; the resolution of the gap."),
+            int("maxFailedRequests", 0, 1_000_000, 0, "Failed requests per node the rollout may cause."),
+            millis("maxGapMs", 1, 600_000, 1_000, "Longest time per node without an answer."),
+            millis("rolloutTimeoutMs", 1_000, 3_600_000, 120_000, "Limit for the rollout to complete."),
+        ],
     },
 ];
 

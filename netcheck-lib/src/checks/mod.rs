@@ -8,6 +8,7 @@ pub mod dns;
 pub mod dns_expect;
 pub mod nodeport;
 pub mod readiness;
+pub mod rollout;
 pub mod runner_probe;
 pub mod service_behaviour;
 pub mod service_path;
@@ -39,6 +40,10 @@ pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress
     if scenario.checks.iter().any(|c| readiness::IDS.contains(&c.id)) {
         progress.note("switching a backend's readiness while every node sends traffic (about 20 s)");
         results.extend(readiness::run(session, scenario).await);
+    }
+    if scenario.checks.iter().any(|c| rollout::IDS.contains(&c.id)) {
+        progress.note("rolling a Deployment of 3 agents while every node sends traffic");
+        results.extend(rollout::run(session, scenario).await);
     }
     let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
     results.sort_by_key(order);

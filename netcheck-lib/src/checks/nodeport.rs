@@ -40,7 +40,8 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     if let Some(check) = selected(scenario, EVERY_NODE) {
         let requests = check.params.int("requests") as u32;
         let timeout = check.params.duration("timeoutMs");
-        results.extend(every_node(session, requests, timeout).await);
+        let limit = check.params.int("targetNodes") as usize;
+        results.extend(every_node(session, requests, timeout, limit).await);
     }
     if let Some(check) = selected(scenario, LOCAL_POLICY) {
         let requests = check.params.int("requests") as u32;
@@ -89,12 +90,19 @@ async fn runner_reaches(session: &Session, probe: SocketAddr) -> Result<(), Stri
     }
 }
 
-async fn every_node(session: &Session, requests: u32, timeout: Duration) -> Vec<CheckResult> {
+async fn every_node(session: &Session, requests: u32, timeout: Duration, target_nodes: usize) -> Vec<CheckResult> {
     let port = match node_port(session, NODEPORT_SERVICE).await {
         Ok(p) => p,
         Err(e) => return vec![CheckResult::new(EVERY_NODE, Status::Error, Subject::default(), e)],
     };
-    let (targets, mut results) = targets(&session.nodes, EVERY_NODE);
+    let (mut targets, mut results) = targets(&session.nodes, EVERY_NODE);
+    if target_nodes > 0 {
+        let mut names: Vec<&str> = targets.iter().map(|t| t.node.as_str()).collect();
+        names.sort();
+        names.dedup();
+        let kept: Vec<String> = names.into_iter().take(target_nodes).map(String::from).collect();
+        targets.retain(|t| kept.contains(&t.node));
+    }
     let Some(first) = targets.first() else { return results };
     let addr = |t: &Target| format!("{}:{port}", t.ip);
 

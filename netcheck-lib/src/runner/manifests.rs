@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, Pod,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount,
@@ -229,7 +229,36 @@ fn label_value(s: &str) -> String {
 
 /// The server agents: `replicas` pods spread evenly over nodes, shutting down gracefully.
 pub fn server_deployment(ns: &str, replicas: i32, template: &AgentTemplate) -> Deployment {
-    let selector = BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())]);
+    agent_deployment(ns, SERVER_DEPLOYMENT, "server", replicas, template)
+}
+
+/// The Deployment and ClusterIP Service that `endpoints/rollout` replaces while clients send traffic:
+/// agents labelled `component: rollout`, surging one new pod before an old one goes (the usual
+/// zero-downtime settings), separate from the server agents so that other checks are not disturbed.
+pub fn rollout_objects(ns: &str, replicas: i32, template: &AgentTemplate) -> (Deployment, Service) {
+    let mut deployment = agent_deployment(ns, ROLLOUT_SERVICE, "rollout", replicas, template);
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.strategy = Some(DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::Int(1)),
+                max_unavailable: Some(IntOrString::Int(0)),
+            }),
+        });
+    }
+    let mut service = fresh_service(ns, ROLLOUT_SERVICE);
+    service.metadata.name = Some(ROLLOUT_SERVICE.into());
+    service.metadata.generate_name = None;
+    if let Some(spec) = service.spec.as_mut() {
+        spec.selector = Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "rollout".to_string())]));
+    }
+    (deployment, service)
+}
+
+/// Agents as a Deployment labelled `component`, spread over nodes, shutting down gracefully (not
+/// ready, still serving, for 2 s after SIGTERM, so that endpoints drop them before they stop).
+fn agent_deployment(ns: &str, name: &str, component: &str, replicas: i32, template: &AgentTemplate) -> Deployment {
+    let selector = BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]);
     let delay = EnvVar { name: "NETCHECK_SHUTDOWN_DELAY_MS".into(), value: Some("2000".into()), ..Default::default() };
     let mut spec = agent_pod_spec(template, vec![delay]);
     spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
@@ -240,13 +269,13 @@ pub fn server_deployment(ns: &str, replicas: i32, template: &AgentTemplate) -> D
         ..Default::default()
     }]);
     Deployment {
-        metadata: meta(SERVER_DEPLOYMENT, ns, &[(COMPONENT_LABEL, "server")]),
+        metadata: meta(name, ns, &[(COMPONENT_LABEL, component)]),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(&[(COMPONENT_LABEL, "server")])),
+                    labels: Some(labels(&[(COMPONENT_LABEL, component)])),
                     ..Default::default()
                 }),
                 spec: Some(spec),
@@ -297,6 +326,8 @@ pub const EMPTY_SERVICE: &str = "netcheck-empty";
 pub const HEADLESS_SERVICE: &str = "netcheck-headless";
 /// Headless Service over the client agents, whose pods set `subdomain` to it (pod hostname records).
 pub const CLIENTS_SERVICE: &str = "netcheck-clients";
+/// Deployment and Service replaced by `endpoints/rollout`.
+pub const ROLLOUT_SERVICE: &str = "netcheck-rollout";
 /// ExternalName Service (DNS answers a CNAME).
 pub const EXTERNAL_SERVICE: &str = "netcheck-external";
 /// The `externalName` of [`EXTERNAL_SERVICE`]: under `.invalid` (RFC 2606), so it never resolves
@@ -440,6 +471,21 @@ mod tests {
             (Some("ExternalName"), Some(EXTERNAL_TARGET))
         );
         assert!(external.selector.is_none() && external.ports.is_none());
+    }
+
+    #[test]
+    fn rollout_objects_surge_before_removing_and_select_only_their_pods() {
+        let (deployment, service) = rollout_objects("ns", 3, &template());
+        let spec = deployment.spec.unwrap();
+        let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(
+            (rolling.max_surge, rolling.max_unavailable),
+            (Some(IntOrString::Int(1)), Some(IntOrString::Int(0)))
+        );
+        assert_eq!(spec.template.metadata.unwrap().labels.unwrap()[COMPONENT_LABEL], "rollout");
+        assert_eq!(service.metadata.name.as_deref(), Some(ROLLOUT_SERVICE));
+        assert_eq!(service.spec.unwrap().selector.unwrap()[COMPONENT_LABEL], "rollout");
+        assert_eq!(deployment.metadata.labels.unwrap()[MANAGED_BY.0], MANAGED_BY.1);
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub struct Session {
     pub agents: Agents,
     /// Options the session was started with.
     pub options: SessionOptions,
+    /// The pod settings of this session's agents, for checks that deploy more of them.
+    pub template: manifests::AgentTemplate,
     /// Time to create the namespace and agents.
     pub deployed_in: Duration,
     /// Time from creation until every agent was Ready.
@@ -157,6 +159,7 @@ impl Session {
                 run_id,
                 agents,
                 options,
+                template,
                 guard,
                 deployed_in,
                 ready_in: ready_at.saturating_sub(deployed_in),

@@ -89,7 +89,7 @@ fn lists_all_ready(eps: &[EndpointAddress], servers: &BTreeSet<&str>) -> bool {
 
 /// Probes every target from every client until each has answered from every server (or, for a
 /// target that pins clients, answered at all).
-async fn data_plane_converged(
+pub(crate) async fn data_plane_converged(
     cluster: &Cluster,
     ns: &str,
     agents: &Agents,

@@ -1,0 +1,290 @@
+//! `endpoints/rollout`: a Deployment of agents behind its own Service is replaced by a rolling update
+//! (surge 1, unavailable 0, graceful shutdown) while every client sends paced requests through the
+//! ClusterIP; per node, the failed requests and the longest gap between answers are counted. This is
+//! the signal an upgrade gate needs: does a routine rollout drop traffic?
+//!
+//! Traffic goes in consecutive orders of [`CHUNK`] until the rollout is complete; gaps are measured
+//! inside an order only, so the hand-over between orders is never counted against the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+
+use super::selected;
+use crate::protocol::{Action, Attempt, HttpProbe};
+use crate::report::{CheckResult, Diagnosis, Status, Subject};
+use crate::runner::manifests::{self, ECHO_HTTP_PORT, ROLLOUT_SERVICE};
+use crate::runner::{Session, orders, settle};
+use crate::scenario::Scenario;
+
+/// Check ids answered by this module.
+pub const IDS: &[&str] = &[ROLLOUT];
+const ROLLOUT: &str = "endpoints/rollout";
+/// Replicas of the rolled Deployment.
+const REPLICAS: i32 = 3;
+/// Length of one traffic order.
+const CHUNK: Duration = Duration::from_secs(4);
+/// Traffic before the update starts, so that every node's data plane is seen serving first.
+const LEAD: Duration = Duration::from_secs(2);
+
+/// Runs the rollout experiment.
+pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let Some(check) = selected(scenario, ROLLOUT) else { return vec![] };
+    let interval = check.params.duration("intervalMs");
+    let max_failed = check.params.int("maxFailedRequests") as usize;
+    let max_gap = check.params.duration("maxGapMs");
+    let limit = check.params.duration("rolloutTimeoutMs");
+    let subject = || Subject::default().named(format!("deployment/{ROLLOUT_SERVICE}"));
+    let outcome = experiment(session, interval, limit).await;
+    delete_objects(session).await;
+    let (rollout_ms, per_node) = match outcome {
+        Ok(o) => o,
+        Err(e) => return vec![CheckResult::new(ROLLOUT, Status::Error, subject(), e)],
+    };
+    per_node
+        .into_iter()
+        .map(|(node, chunks)| {
+            let subject = Subject::from_node(&node).named(format!("deployment/{ROLLOUT_SERVICE}"));
+            let tally = tally(&chunks);
+            let pass = tally.failed <= max_failed && tally.longest_gap_ms <= max_gap.as_millis() as u64;
+            let message = format!(
+                "{} of {} requests failed, longest gap {} ms, during a {} ms rollout of {REPLICAS} pods",
+                tally.failed, tally.sent, tally.longest_gap_ms, rollout_ms
+            );
+            let mut r = CheckResult::new(ROLLOUT, if pass { Status::Pass } else { Status::Fail }, subject, message)
+                .measure("failedRequests", tally.failed)
+                .measure("requests", tally.sent)
+                .measure("longestGapMs", tally.longest_gap_ms)
+                .measure("rolloutMs", rollout_ms)
+                .measure("sampleIntervalMs", interval.as_millis() as u64);
+            if !pass {
+                r.diagnosis = Some(Diagnosis {
+                    likely_cause: format!(
+                        "traffic from {node} still went to pods that were leaving or not yet serving (endpoint \
+                         removal slower than the pods' shutdown, or new pods listed before they answered)"
+                    ),
+                    evidence: tally.failures.iter().take(5).cloned().collect(),
+                    next_step: Some(
+                        "compare endpoints/readiness-removal's data-plane time with the pods' shutdown delay".into(),
+                    ),
+                });
+            }
+            r
+        })
+        .collect()
+}
+
+type Chunks = Vec<Vec<Attempt>>;
+
+async fn experiment(
+    session: &Session,
+    interval: Duration,
+    limit: Duration,
+) -> Result<(u64, BTreeMap<String, Chunks>), String> {
+    let client = &session.cluster.client;
+    let ns = &session.namespace;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let (deployment, service) = manifests::rollout_objects(ns, REPLICAS, &session.template);
+    let pp = PostParams::default();
+    deployments.create(&pp, &deployment).await.map_err(|e| format!("cannot create the rollout Deployment: {e}"))?;
+    let svc = services.create(&pp, &service).await.map_err(|e| format!("cannot create the rollout Service: {e}"))?;
+    let cluster_ip = svc.spec.and_then(|s| s.cluster_ip).ok_or("the rollout Service has no ClusterIP")?;
+    let target = format!("{cluster_ip}:{ECHO_HTTP_PORT}");
+    wait_complete(&deployments, limit)
+        .await
+        .map_err(|e| format!("the rollout Deployment never became available: {e}"))?;
+    served_everywhere(session, &target).await?;
+
+    let rolling = async {
+        tokio::time::sleep(LEAD).await;
+        let started = Instant::now();
+        let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+            "netcheck.dev/restarted-at": jiff::Timestamp::now().to_string()
+        }}}}});
+        deployments
+            .patch(ROLLOUT_SERVICE, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("cannot start the rollout: {e}"))?;
+        wait_complete(&deployments, limit).await?;
+        Ok::<u64, String>(started.elapsed().as_millis() as u64)
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let traffic = async {
+        let mut per_node: BTreeMap<String, Chunks> = BTreeMap::new();
+        // One more chunk after completion shows the new pods serving.
+        let mut after_done = 0;
+        while after_done < 1 {
+            if done.load(std::sync::atomic::Ordering::SeqCst) {
+                after_done += 1;
+            }
+            for (node, r) in chunk(session, &target, interval).await {
+                per_node.entry(node).or_default().push(r);
+            }
+        }
+        per_node
+    };
+    let rolled = async {
+        let r = rolling.await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    };
+    let (rollout_ms, per_node) = tokio::join!(rolled, traffic);
+    let rollout_ms = rollout_ms?;
+    // The lead chunk(s) before the update count too: a pod must also be served steadily before it.
+    Ok((rollout_ms, per_node))
+}
+
+/// Waits until the API lists every rollout pod and every client has seen each answer through the
+/// Service, so that a new Service's programming is not counted as rollout loss.
+async fn served_everywhere(session: &Session, target: &str) -> Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
+    let lp = ListParams::default().labels(&format!("{}=rollout", manifests::COMPONENT_LABEL));
+    let list = pods.list(&lp).await.map_err(|e| format!("cannot list the rollout pods: {e}"))?;
+    let ips: Vec<String> = list.items.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).collect();
+    let ips: BTreeSet<&str> = ips.iter().map(String::as_str).collect();
+    settle::api_lists_ready(&session.cluster, &session.namespace, ROLLOUT_SERVICE, &ips)
+        .await
+        .map_err(|e| e.to_string())?;
+    let converged = settle::data_plane_converged(
+        &session.cluster,
+        &session.namespace,
+        &session.agents,
+        &[(target.to_string(), true)],
+        &ips,
+    )
+    .await;
+    match converged.iter().find(|(_, t)| t.is_none()) {
+        Some((node, _)) => Err(format!("{node} never reached every rollout pod through {target} before the rollout")),
+        None => Ok(()),
+    }
+}
+
+async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(String, Vec<Attempt>)> {
+    let attempts = (CHUNK.as_millis() / interval.as_millis().max(1)) as u32;
+    let probe = HttpProbe {
+        targets: vec![target.to_string()],
+        path: "/".into(),
+        attempts,
+        concurrency: 16,
+        timeout_ms: 1000,
+        interval_ms: interval.as_millis() as u64,
+    };
+    let per_client = session.agents.clients.iter().map(|(node, agent)| {
+        let probe = probe.clone();
+        async move {
+            let r = orders::send(
+                &session.cluster.client,
+                &session.namespace,
+                agent,
+                Action::Http(probe),
+                CHUNK + Duration::from_secs(20),
+            )
+            .await;
+            (node.clone(), r.map(|r| r.attempts).unwrap_or_default())
+        }
+    });
+    join_all(per_client).await
+}
+
+/// Waits until the Deployment's newest template is fully rolled out and available.
+async fn wait_complete(deployments: &Api<Deployment>, limit: Duration) -> Result<(), String> {
+    let complete = |d: Option<&Deployment>| {
+        d.is_some_and(|d| {
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let generation = d.metadata.generation.unwrap_or(0);
+            d.status.as_ref().is_some_and(|s| {
+                s.observed_generation.unwrap_or(0) >= generation
+                    && s.updated_replicas.unwrap_or(0) == want
+                    && s.available_replicas.unwrap_or(0) == want
+                    && s.replicas.unwrap_or(0) == want
+            })
+        })
+    };
+    match tokio::time::timeout(limit, await_condition(deployments.clone(), ROLLOUT_SERVICE, complete)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("watching deployment/{ROLLOUT_SERVICE}: {e}")),
+        Err(_) => Err(format!("deployment/{ROLLOUT_SERVICE} did not complete within {} ms", limit.as_millis())),
+    }
+}
+
+async fn delete_objects(session: &Session) {
+    let client = &session.cluster.client;
+    let dp = DeleteParams::background();
+    Api::<Deployment>::namespaced(client.clone(), &session.namespace).delete(ROLLOUT_SERVICE, &dp).await.ok();
+    Api::<Service>::namespaced(client.clone(), &session.namespace).delete(ROLLOUT_SERVICE, &dp).await.ok();
+}
+
+/// Failed requests and the longest time without an answer, per node, over all chunks.
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    sent: usize,
+    failed: usize,
+    longest_gap_ms: u64,
+    failures: Vec<String>,
+}
+
+fn tally(chunks: &[Vec<Attempt>]) -> Tally {
+    let mut t = Tally::default();
+    for attempts in chunks {
+        let mut sorted: Vec<&Attempt> = attempts.iter().collect();
+        sorted.sort_by_key(|a| a.start_ms);
+        t.sent += sorted.len();
+        let mut last_answer: Option<u64> = None;
+        for a in sorted {
+            if a.outcome.identity().is_some() {
+                let end = a.start_ms + a.elapsed_us / 1000;
+                if let Some(prev) = last_answer {
+                    t.longest_gap_ms = t.longest_gap_ms.max(end.saturating_sub(prev));
+                }
+                last_answer = Some(end);
+            } else {
+                t.failed += 1;
+                t.failures.push(format!("+{} ms: {}", a.start_ms, a.outcome.label()));
+            }
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Identity, Outcome};
+
+    fn at(start_ms: u64, ok: bool) -> Attempt {
+        let outcome = if ok {
+            Outcome::Answered {
+                identity: Identity {
+                    pod: "p".into(),
+                    node: "n".into(),
+                    pod_ip: "10.0.0.1".into(),
+                    client: String::new(),
+                },
+            }
+        } else {
+            Outcome::Refused
+        };
+        Attempt { target: "t".into(), start_ms, elapsed_us: 1000, retries: 0, outcome }
+    }
+
+    #[test]
+    fn gaps_are_measured_inside_a_chunk_only() {
+        let chunks =
+            vec![vec![at(0, true), at(50, true), at(100, false), at(150, true)], vec![at(0, true), at(50, true)]];
+        let t = tally(&chunks);
+        assert_eq!((t.sent, t.failed, t.longest_gap_ms), (6, 1, 100));
+        assert_eq!(t.failures, vec!["+100 ms: refused".to_string()]);
+    }
+
+    #[test]
+    fn steady_answers_have_the_interval_as_gap() {
+        let t = tally(&[vec![at(0, true), at(20, true), at(40, true)]]);
+        assert_eq!((t.failed, t.longest_gap_ms), (0, 20));
+    }
+}

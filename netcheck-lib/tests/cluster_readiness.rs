@@ -1,0 +1,88 @@
+//! Readiness-driven endpoint removal and re-add against a real cluster: a healthy cluster passes with
+//! all three times per node, and with kube-controller-manager stopped the removal fails at the API.
+
+mod common;
+
+use netcheck::harness::{agent_image, cluster, run_scenario};
+use netcheck::runner::{Cluster, NoProgress, Session, SessionOptions};
+use netcheck::scenario::{self, Scenario};
+use netcheck::{CheckResult, Status};
+use rstest::rstest;
+
+fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
+    results.iter().filter(|r| r.check == check).collect()
+}
+
+#[rstest]
+#[tokio::test]
+async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let report = run_scenario(&cluster, scenario::load("readiness").unwrap()).await;
+    report.assert_passed();
+    let nodes = report.cluster.nodes.len();
+    for check in ["endpoints/readiness-removal", "endpoints/readiness-readd"] {
+        let results = of(&report.results, check);
+        assert_eq!(results.len(), nodes, "{check}: one result per node");
+        for r in results {
+            for m in ["apiMs", "dataPlaneMs", "dnsMs", "sampleIntervalMs"] {
+                assert!(r.measurements.get(m).and_then(|v| v.as_u64()).is_some(), "{check} reports {m}: {r:#?}");
+            }
+            let api = r.measurements["apiMs"].as_u64().unwrap();
+            // The pod's readiness flips through a 1 s probe period before the API can follow.
+            assert!(api > 0, "{r:#?}");
+        }
+    }
+}
+
+/// With the endpoints controller stopped, the switched pod stays listed ready: the removal fails and
+/// names the API stage.
+#[rstest]
+#[tokio::test]
+async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let options = SessionOptions { image: agent_image(), ..Default::default() };
+    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
+    common::testbed("stop", &["kube-controller-manager"]);
+    let restore = common::Restore(vec![("start", common::args(&["kube-controller-manager"]))]);
+    let scenario = Scenario::from_yaml(
+        "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: kcm}\nspec:\n  checks:\n    - id: endpoints/readiness-removal\n      params: {maxApiMs: 2000, maxPropagationMs: 1000, sustainedRequests: 20}\n",
+        "kcm.yaml",
+    )
+    .unwrap();
+    let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
+    drop(restore);
+    session.finish(false).await.unwrap();
+
+    let removal = of(&results, "endpoints/readiness-removal");
+    assert_eq!(removal.len(), 1, "{results:#?}");
+    assert_eq!(removal[0].status, Status::Fail);
+    assert!(removal[0].message.starts_with("the API never marked the endpoint not ready"), "{:#?}", removal[0]);
+    let cause = &removal[0].diagnosis.as_ref().expect("a diagnosis").likely_cause;
+    assert!(cause.contains("kube-controller-manager"), "{cause}");
+}
+
+/// A rolling update of 3 agents with surge 1, unavailable 0 and a graceful shutdown drops nothing on a
+/// healthy cluster, and the rolled objects are gone afterwards.
+#[rstest]
+#[tokio::test]
+async fn healthy_rollout_drops_no_request(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let options = SessionOptions { image: agent_image(), ..Default::default() };
+    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
+    let scenario = scenario::from_check_ids(&["endpoints/rollout".to_string()]).unwrap();
+    let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(cluster.client.clone(), &session.namespace);
+    let left = deployments.get_opt("netcheck-rollout").await.unwrap();
+    let nodes = session.agents.clients.len();
+    session.finish(false).await.unwrap();
+
+    let rollout = of(&results, "endpoints/rollout");
+    assert_eq!(rollout.len(), nodes, "one result per node: {results:#?}");
+    for r in rollout {
+        assert_eq!(r.status, Status::Pass, "{r:#?}");
+        assert!(r.measurements["requests"].as_u64().unwrap() > 100, "steady traffic during the rollout: {r:#?}");
+        assert!(r.measurements["rolloutMs"].as_u64().unwrap() > 0);
+    }
+    assert!(left.is_none_or(|d| d.metadata.deletion_timestamp.is_some()), "the rollout Deployment is removed");
+}
