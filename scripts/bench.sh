@@ -67,6 +67,9 @@ for x in r["results"]:
     if c.startswith("endpoints/readiness"):
         figures = ", ".join(f"{k} {m.get(k)}" for k in ("apiMs", "dataPlaneMs", "dnsMs", "failedRequests"))
         print(f"{c} from {node}: {figures} ({x['status']})")
+    if c == "endpoints/rollout":
+        figures = ", ".join(f"{k} {m.get(k)}" for k in ("rolloutMs", "requests", "failedRequests", "longestGapMs"))
+        print(f"{c} from {node}: {figures} ({x['status']})")
 PY
 
 image=$root/target/netcheck-agent.tar
