@@ -9,7 +9,7 @@ KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
 
-.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test bench
+.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test examples bench
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -39,10 +39,15 @@ cluster-test: image
 	KUBECONFIG=$(KUBECONFIG_TB) NETCHECK_REQUIRE_CLUSTER=1 NETCHECK_BIN=$(CURDIR)/$(NETCHECK) \
 	  cargo test --locked --workspace --test '*' -- --test-threads=1
 
+# The library's examples, run for real: one needs no cluster, one runs checks against the testbed.
+examples: image
+	cargo run --locked -q -p netcheck --example list_checks >/dev/null
+	KUBECONFIG=$(KUBECONFIG_TB) cargo run --locked -q -p netcheck --example check_service_dns
+
 smoke: testbed
 	testbed/smoke-test
 
-test: lint unit netcheck smoke cluster-test
+test: lint unit netcheck smoke cluster-test examples
 
 bench: image netcheck
 	scripts/bench.sh

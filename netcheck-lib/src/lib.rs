@@ -4,6 +4,8 @@
 //! The library is the product; the `netcheck` CLI is a thin shell over it. See ARCHITECTURE.md at the
 //! repository root for the codemap.
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod catalog;
 pub mod checks;
