@@ -329,6 +329,14 @@ pub static CHECKS: &[CheckSpec] = &[
         params: READINESS_PARAMS,
     },
     CheckSpec {
+        id: "endpoints/unready-at-start",
+        title: "A backend that starts not ready gets no traffic until it is ready",
+        description: "A server agent is created with its readiness off: while it runs not ready, no request from \
+                      any node reaches it through the ClusterIP; once switched ready, it is added (API, data plane, \
+                      DNS times as for readiness-readd).",
+        params: READINESS_PARAMS,
+    },
+    CheckSpec {
         id: "endpoints/rollout",
         title: "A rolling update drops no traffic",
         description: "A Deployment of 3 agents behind its own Service is replaced by a rolling update (surge 1, \

@@ -20,12 +20,15 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
     let report = run_scenario(&cluster, scenario::load("readiness").unwrap()).await;
     report.assert_passed();
     let nodes = report.cluster.nodes.len();
-    for check in ["endpoints/readiness-removal", "endpoints/readiness-readd"] {
+    for check in ["endpoints/readiness-removal", "endpoints/readiness-readd", "endpoints/unready-at-start"] {
         let results = of(&report.results, check);
         assert_eq!(results.len(), nodes, "{check}: one result per node");
         for r in results {
             for m in ["apiMs", "dataPlaneMs", "dnsMs", "sampleIntervalMs"] {
                 assert!(r.measurements.get(m).and_then(|v| v.as_u64()).is_some(), "{check} reports {m}: {r:#?}");
+            }
+            if check == "endpoints/unready-at-start" {
+                assert_eq!(r.measurements["answeredWhileUnready"], 0, "{r:#?}");
             }
             let api = r.measurements["apiMs"].as_u64().unwrap();
             // The pod's readiness flips through a 1 s probe period before the API can follow.

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::wait::await_condition;
 
 use super::selected;
 use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HttpProbe, OrderResult};
@@ -22,9 +25,14 @@ use crate::runner::{AgentPod, Session, endpoints};
 use crate::scenario::Scenario;
 
 /// Check ids answered by this module.
-pub const IDS: &[&str] = &[REMOVAL, READD];
+pub const IDS: &[&str] = &[REMOVAL, READD, UNREADY_AT_START];
 const REMOVAL: &str = "endpoints/readiness-removal";
 const READD: &str = "endpoints/readiness-readd";
+const UNREADY_AT_START: &str = "endpoints/unready-at-start";
+/// The pod of `endpoints/unready-at-start`.
+const LATE_POD: &str = "netcheck-late";
+/// Traffic while the late pod runs but is not ready, before the experiment's own lead.
+const UNREADY_WINDOW: Duration = Duration::from_secs(2);
 
 /// Traffic before the switch, so that the victim is seen in rotation first.
 const LEAD: Duration = Duration::from_millis(1000);
@@ -49,6 +57,23 @@ impl Limits {
 /// Runs removal then re-add when either check is selected (re-add needs a removed endpoint, and the
 /// victim must end ready for whatever runs next).
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let mut results = switch_back_and_forth(session, scenario).await;
+    if let Some(check) = selected(scenario, UNREADY_AT_START) {
+        results.extend(unready_at_start(session, limits_of(check)).await);
+    }
+    results
+}
+
+fn limits_of(check: &crate::scenario::SelectedCheck) -> Limits {
+    Limits {
+        interval: check.params.duration("intervalMs"),
+        sustained: check.params.int("sustainedRequests") as usize,
+        max_api: check.params.duration("maxApiMs"),
+        max_propagation: check.params.duration("maxPropagationMs"),
+    }
+}
+
+async fn switch_back_and_forth(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let Some(check) = selected(scenario, REMOVAL).or_else(|| selected(scenario, READD)) else { return vec![] };
     let limits = Limits {
         interval: check.params.duration("intervalMs"),
@@ -69,6 +94,102 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         results.extend(judge(READD, &victim, &readd, limits));
     }
     results
+}
+
+/// A server agent created not ready: while it stays so, no client may reach it through the ClusterIP;
+/// once switched ready, the re-add times are measured as for `endpoints/readiness-readd`.
+async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult> {
+    let subject = || Subject::default().named(format!("pod/{LATE_POD}"));
+    let late = match start_late_pod(session).await {
+        Ok(late) => late,
+        Err(e) => {
+            delete_late_pod(session).await;
+            return vec![CheckResult::new(UNREADY_AT_START, Status::Error, subject(), e)];
+        }
+    };
+    let http = HttpProbe {
+        targets: vec![format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip)],
+        path: "/".into(),
+        attempts: (UNREADY_WINDOW.as_millis() / limits.interval.as_millis().max(1)) as u32,
+        concurrency: 16,
+        timeout_ms: 1000,
+        interval_ms: limits.interval.as_millis() as u64,
+    };
+    let late_ip = late.ip.as_str();
+    let while_unready: BTreeMap<String, usize> = join_all(session.agents.clients.iter().map(|(node, agent)| {
+        let http = http.clone();
+        async move {
+            let deadline = UNREADY_WINDOW + Duration::from_secs(20);
+            let r =
+                orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(http), deadline).await;
+            let reached = r.map(|r| r.attempts.iter().filter(|a| answered_by(a, late_ip)).count()).unwrap_or(0);
+            (node.clone(), reached)
+        }
+    }))
+    .await
+    .into_iter()
+    .collect();
+    let e = experiment(session, &late, true, limits).await;
+    delete_late_pod(session).await;
+    let mut results = judge(READD, &late, &e, limits);
+    for r in &mut results {
+        r.check = UNREADY_AT_START.into();
+        let node = r.subject.source_node.clone().unwrap_or_default();
+        let early = while_unready.get(&node).copied().unwrap_or(0)
+            + e.nodes.get(&node).map_or(0, |t| {
+                t.requests.iter().filter(|(at, ip)| *at < 0 && ip.as_deref() == Some(late.ip.as_str())).count()
+            });
+        *r = r.clone().measure("answeredWhileUnready", early);
+        if early > 0 {
+            r.status = Status::Fail;
+            r.message = format!("{LATE_POD} answered {early} requests from {node} before it was ready; {}", r.message);
+            r.diagnosis = Some(Diagnosis {
+                likely_cause: format!("the service proxy on {node} sends traffic to endpoints that are not ready"),
+                evidence: vec![format!("{early} answers from {} while the API listed it not ready", late.ip)],
+                next_step: Some(
+                    "check which endpoints kube-proxy programs (notReadyAddresses must be left out)".into(),
+                ),
+            });
+        }
+    }
+    results
+}
+
+fn answered_by(a: &Attempt, ip: &str) -> bool {
+    a.outcome.identity().is_some_and(|i| i.pod_ip == ip)
+}
+
+/// Creates the not-ready server agent and waits until it runs (with an IP, its container started).
+async fn start_late_pod(session: &Session) -> Result<AgentPod, String> {
+    let pods: Api<Pod> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
+    let pod = crate::runner::manifests::unready_server_pod(&session.namespace, LATE_POD, &session.template);
+    pods.create(&PostParams::default(), &pod).await.map_err(|e| format!("cannot create pod/{LATE_POD}: {e}"))?;
+    let running = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()).is_some_and(|s| {
+            s.pod_ip.is_some()
+                && s.container_statuses
+                    .iter()
+                    .flatten()
+                    .all(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()))
+                && !s.container_statuses.as_ref().is_none_or(|c| c.is_empty())
+        })
+    };
+    let pod = tokio::time::timeout(Duration::from_secs(60), await_condition(pods, LATE_POD, running))
+        .await
+        .map_err(|_| format!("pod/{LATE_POD} did not start within 60 s"))?
+        .map_err(|e| format!("watching pod/{LATE_POD}: {e}"))?
+        .ok_or_else(|| format!("pod/{LATE_POD} disappeared"))?;
+    let status = pod.status.unwrap_or_default();
+    Ok(AgentPod {
+        pod: LATE_POD.into(),
+        node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
+        ip: status.pod_ip.unwrap_or_default(),
+    })
+}
+
+async fn delete_late_pod(session: &Session) {
+    let pods: Api<Pod> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
+    pods.delete(LATE_POD, &DeleteParams::default()).await.ok();
 }
 
 /// What one switch produced.

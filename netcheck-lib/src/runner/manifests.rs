@@ -191,6 +191,17 @@ fn agent_pod_spec(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> PodSpec {
     }
 }
 
+/// A server agent (it joins the echo and headless Services) whose readiness starts false
+/// (`NETCHECK_START_READY=false`) until an order switches it: `endpoints/unready-at-start`.
+pub fn unready_server_pod(ns: &str, name: &str, template: &AgentTemplate) -> Pod {
+    let start = EnvVar { name: "NETCHECK_START_READY".into(), value: Some("false".into()), ..Default::default() };
+    Pod {
+        metadata: meta(name, ns, &[(COMPONENT_LABEL, "server")]),
+        spec: Some(agent_pod_spec(template, vec![start])),
+        ..Default::default()
+    }
+}
+
 /// Name of the client agent pod on `node`.
 pub fn client_pod_name(node: &str) -> String {
     // Pod names are DNS subdomains; node names are too, but may be long.
