@@ -19,7 +19,9 @@ use super::selected;
 use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HTTP_PORT, OrderResult, Outcome, UDP_PORT};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::endpoints::{self, EndpointAddress};
-use crate::runner::manifests::{self, CLIENTS_SERVICE, ECHO_SERVICE, EXTERNAL_SERVICE, HEADLESS_SERVICE};
+use crate::runner::manifests::{
+    self, CLIENTS_SERVICE, ECHO_SERVICE, EXTERNAL_SERVICE, HEADLESS_ALL_SERVICE, HEADLESS_SERVICE,
+};
 use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{Session, settle};
 use crate::scenario::Scenario;
@@ -58,6 +60,8 @@ struct Facts {
     kubernetes: Service,
     headless: Service,
     headless_endpoints: Vec<EndpointAddress>,
+    headless_all: Service,
+    headless_all_endpoints: Vec<EndpointAddress>,
     clients: Service,
     client_endpoints: Vec<EndpointAddress>,
     external: Service,
@@ -161,6 +165,8 @@ async fn read_facts(session: &Session) -> Result<Facts, String> {
     let clients: BTreeSet<&str> = session.agents.clients.values().map(|c| c.ip.as_str()).collect();
     let headless_endpoints =
         settle::api_lists_ready(cluster, ns, HEADLESS_SERVICE, &servers).await.map_err(|e| e.to_string())?;
+    let headless_all_endpoints =
+        settle::api_lists_ready(cluster, ns, HEADLESS_ALL_SERVICE, &servers).await.map_err(|e| e.to_string())?;
     let client_endpoints =
         settle::api_lists_ready(cluster, ns, CLIENTS_SERVICE, &clients).await.map_err(|e| e.to_string())?;
     Ok(Facts {
@@ -172,6 +178,8 @@ async fn read_facts(session: &Session) -> Result<Facts, String> {
         kubernetes: get("default", "kubernetes").await?,
         headless: get(ns, HEADLESS_SERVICE).await?,
         headless_endpoints,
+        headless_all: get(ns, HEADLESS_ALL_SERVICE).await?,
+        headless_all_endpoints,
         clients: get(ns, CLIENTS_SERVICE).await?,
         client_endpoints,
         external: get(ns, EXTERNAL_SERVICE).await?,
@@ -207,6 +215,8 @@ fn plan(f: &Facts, scenario: &Scenario, external_name: Option<&str>) -> Vec<Ques
     add(SEARCH_PATH, via_resolv_conf("kubernetes.default"), dns_expect::service_a(&f.kubernetes, &[]));
     let headless_name = dns_expect::service_name(&f.headless, &f.domain);
     add(HEADLESS, at(&headless_name, "A", false), dns_expect::service_a(&f.headless, &f.headless_endpoints));
+    let all_name = dns_expect::service_name(&f.headless_all, &f.domain);
+    add(HEADLESS, at(&all_name, "A", false), dns_expect::service_a(&f.headless_all, &f.headless_all_endpoints));
     let agent_port = |port_name: &str| match port_name {
         "http" => Some(HTTP_PORT),
         "udp" => Some(UDP_PORT),

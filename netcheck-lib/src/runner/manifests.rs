@@ -335,6 +335,8 @@ pub const AFFINITY_SERVICE: &str = "netcheck-affinity";
 pub const EMPTY_SERVICE: &str = "netcheck-empty";
 /// Headless Service over the server agents (DNS answers the ready pod IPs).
 pub const HEADLESS_SERVICE: &str = "netcheck-headless";
+/// Headless Service over the server agents with `publishNotReadyAddresses` (DNS answers every pod IP).
+pub const HEADLESS_ALL_SERVICE: &str = "netcheck-headless-all";
 /// Headless Service over the client agents, whose pods set `subdomain` to it (pod hostname records).
 pub const CLIENTS_SERVICE: &str = "netcheck-clients";
 /// Deployment and Service replaced by `endpoints/rollout`.
@@ -404,6 +406,14 @@ pub fn check_services(ns: &str) -> Vec<Service> {
             },
         ),
         http_only(HEADLESS_SERVICE, ServiceSpec { cluster_ip: Some("None".into()), ..Default::default() }),
+        http_only(
+            HEADLESS_ALL_SERVICE,
+            ServiceSpec {
+                cluster_ip: Some("None".into()),
+                publish_not_ready_addresses: Some(true),
+                ..Default::default()
+            },
+        ),
         http_only(
             CLIENTS_SERVICE,
             ServiceSpec {
@@ -475,6 +485,7 @@ mod tests {
         assert_eq!(spec(EMPTY_SERVICE).selector.unwrap()[COMPONENT_LABEL], "nothing-matches");
         assert_eq!(spec(AFFINITY_SERVICE).selector.unwrap()[COMPONENT_LABEL], "server");
         assert_eq!(spec(HEADLESS_SERVICE).cluster_ip.as_deref(), Some("None"));
+        assert_eq!(spec(HEADLESS_ALL_SERVICE).publish_not_ready_addresses, Some(true));
         assert_eq!(spec(CLIENTS_SERVICE).selector.unwrap()[COMPONENT_LABEL], "client");
         let external = spec(EXTERNAL_SERVICE);
         assert_eq!(
