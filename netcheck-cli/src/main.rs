@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use netcheck::report::{human, json, junit};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use netcheck::report::{baseline, human, json, junit};
 use netcheck::runner::{self, ConnectOptions, RunOptions, SessionOptions};
 use netcheck::{Error, catalog, scenario};
 
@@ -66,48 +66,7 @@ impl From<FromRunnerArg> for runner::FromRunner {
 #[derive(Subcommand)]
 enum Command {
     /// Deploy agents into a temporary namespace, run checks, report, clean up.
-    Run {
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Built-in scenario name or a scenario file.
-        #[arg(long, default_value = "quick")]
-        scenario: String,
-        /// Run only these checks (repeatable); replaces the scenario's selection.
-        #[arg(long = "check", value_name = "ID")]
-        checks: Vec<String>,
-        /// Leave these checks out (repeatable).
-        #[arg(long = "skip", value_name = "ID")]
-        skips: Vec<String>,
-        /// Agent image.
-        #[arg(long, default_value = runner::DEFAULT_IMAGE)]
-        image: String,
-        /// Limit for the agents to become Ready, e.g. 60s or 2m.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
-        timeout: Duration,
-        /// Report format on stdout.
-        #[arg(short = 'o', long, value_enum, default_value = "human")]
-        output: Output,
-        /// Also write a JUnit XML report to this file.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Keep the run's namespace for inspection.
-        #[arg(long)]
-        keep: bool,
-        /// Also run client agents on tainted nodes (they tolerate every taint).
-        #[arg(long)]
-        tolerate_taints: bool,
-        /// Also probe node ports from this machine: auto (if a quick connect test reaches a node),
-        /// always, or never.
-        #[arg(long, value_enum, default_value = "auto")]
-        from_runner: FromRunnerArg,
-        /// The cluster's DNS domain, under which Service names are expected.
-        #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
-        cluster_domain: String,
-        /// Opt in to dns/external: this name must resolve from every node (needs the cluster's DNS
-        /// to reach an upstream; netcheck never picks a name on its own).
-        #[arg(long, value_name = "NAME")]
-        external_name: Option<String>,
-    },
+    Run(Box<RunArgs>),
     /// List the checks and the built-in scenarios.
     List,
     /// Delete netcheck namespaces left behind: expired ones, or all with --all.
@@ -120,6 +79,58 @@ enum Command {
     },
     /// Run as the in-cluster agent (used by the pods netcheck deploys).
     Agent,
+}
+
+/// The arguments of `netcheck run`.
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Built-in scenario name or a scenario file.
+    #[arg(long, default_value = "quick")]
+    scenario: String,
+    /// Run only these checks (repeatable); replaces the scenario's selection.
+    #[arg(long = "check", value_name = "ID")]
+    checks: Vec<String>,
+    /// Leave these checks out (repeatable).
+    #[arg(long = "skip", value_name = "ID")]
+    skips: Vec<String>,
+    /// Agent image.
+    #[arg(long, default_value = runner::DEFAULT_IMAGE)]
+    image: String,
+    /// Limit for the agents to become Ready, e.g. 60s or 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Report format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    output: Output,
+    /// Also write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Keep the run's namespace for inspection.
+    #[arg(long)]
+    keep: bool,
+    /// Also run client agents on tainted nodes (they tolerate every taint).
+    #[arg(long)]
+    tolerate_taints: bool,
+    /// Also probe node ports from this machine: auto (if a quick connect test reaches a node),
+    /// always, or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    from_runner: FromRunnerArg,
+    /// The cluster's DNS domain, under which Service names are expected.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    cluster_domain: String,
+    /// Opt in to dns/external: this name must resolve from every node (needs the cluster's DNS
+    /// to reach an upstream; netcheck never picks a name on its own).
+    #[arg(long, value_name = "NAME")]
+    external_name: Option<String>,
+    /// Compare with an earlier JSON report (e.g. from before an upgrade): a result that passed and
+    /// no longer does, or a time worse by more than --tolerance, is a regression and exits 1.
+    #[arg(long, value_name = "REPORT.json")]
+    baseline: Option<PathBuf>,
+    /// How much worse (in percent of the baseline) a measured time may get, above a 10 ms floor.
+    #[arg(long, value_name = "PERCENT", default_value_t = 50.0)]
+    tolerance: f64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -151,21 +162,29 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run {
-            cluster,
-            scenario,
-            checks,
-            skips,
-            image,
-            timeout,
-            output,
-            junit,
-            keep,
-            tolerate_taints,
-            from_runner,
-            cluster_domain,
-            external_name,
-        } => {
+        Command::Run(args) => {
+            let RunArgs {
+                cluster,
+                scenario,
+                checks,
+                skips,
+                image,
+                timeout,
+                output,
+                junit,
+                keep,
+                tolerate_taints,
+                from_runner,
+                cluster_domain,
+                external_name,
+                baseline,
+                tolerance,
+            } = *args;
+            // Read before anything is deployed: a bad baseline must not cost a run.
+            let baseline = match baseline.map(|path| read_baseline(&path, tolerance)).transpose() {
+                Ok(b) => b,
+                Err(message) => return fail(&message),
+            };
             let selection = select(&scenario, &checks, &skips);
             let scenario = match selection {
                 Ok(s) => s,
@@ -181,7 +200,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 ..Default::default()
             };
             let options = RunOptions { connect: cluster.options(), scenario, session, keep };
-            run(options, output, junit).await
+            run(options, output, junit, baseline).await
         }
         Command::List => {
             print!("{}", list());
@@ -201,15 +220,34 @@ fn select(name: &str, checks: &[String], skips: &[String]) -> Result<scenario::S
     Ok(scenario)
 }
 
-async fn run(options: RunOptions, output: Output, junit_path: Option<PathBuf>) -> ExitCode {
+/// A baseline report and the tolerance to compare with.
+type Baseline = (netcheck::Report, baseline::Tolerance);
+
+fn read_baseline(path: &std::path::Path, tolerance: f64) -> Result<Baseline, String> {
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        return Err(format!("--tolerance {tolerance} is not a percentage (0 or more)"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read the baseline {}: {e} (give a report written by `netcheck run -o json`)", path.display())
+    })?;
+    let report = json::parse(&text).map_err(|e| {
+        format!("{} is not a netcheck JSON report: {e} (write one with `netcheck run -o json > FILE`)", path.display())
+    })?;
+    Ok((report, baseline::Tolerance { relative: tolerance / 100.0, ..Default::default() }))
+}
+
+async fn run(options: RunOptions, output: Output, junit_path: Option<PathBuf>, base: Option<Baseline>) -> ExitCode {
     let interactive = std::io::stderr().is_terminal();
     let progress = progress::Bar::new(interactive);
     let outcome = runner::run(&options, &progress).await;
     progress.finish();
-    let report = match outcome {
+    let mut report = match outcome {
         Ok(r) => r,
         Err(e) => return fail_error(&e),
     };
+    if let Some((earlier, tolerance)) = &base {
+        report.regressions = baseline::compare(earlier, &report, *tolerance);
+    }
     if let Some(path) = junit_path
         && let Err(e) = std::fs::write(&path, junit::render(&report))
     {

@@ -113,3 +113,21 @@ async fn missing_image_fails_fast_and_cleans_up() {
     assert!(took < Duration::from_secs(60), "failed fast, not at the 120 s timeout: {took:?}");
     assert_eq!(live_netcheck_namespaces(&client).await, before, "no namespace left behind");
 }
+
+#[test]
+fn unreadable_or_foreign_baseline_is_named_before_anything_runs() {
+    let out = netcheck(&["run", "--baseline", "/nonexistent/before.json", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read the baseline /nonexistent/before.json"), "{}", stderr(&out));
+
+    let path = write("foreign.json", r#"{"items": []}"#);
+    let out = netcheck(&["run", "--baseline", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("is not a netcheck JSON report"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = netcheck(&["run", "--baseline", path.to_str().unwrap(), "--tolerance=-5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--tolerance -5 is not a percentage"), "{}", stderr(&out));
+}

@@ -235,10 +235,11 @@ static BUILTINS: &[Builtin] = &[
     Builtin { name: "full", yaml: include_str!("../../scenarios/full.yaml") },
     Builtin { name: "dns", yaml: include_str!("../../scenarios/dns.yaml") },
     Builtin { name: "readiness", yaml: include_str!("../../scenarios/readiness.yaml") },
+    Builtin { name: "upgrade-gate", yaml: include_str!("../../scenarios/upgrade-gate.yaml") },
 ];
 
 /// Same order as [`BUILTINS`]; a unit test keeps the two in step.
-static BUILTIN_NAMES: &[&str] = &["quick", "full", "dns", "readiness"];
+static BUILTIN_NAMES: &[&str] = &["quick", "full", "dns", "readiness", "upgrade-gate"];
 
 /// Names of the built-in scenarios.
 pub fn builtin_names() -> &'static [&'static str] {
@@ -719,7 +720,7 @@ spec:
         assert_eq!(
             err.to_string(),
             "no built-in scenario and no file named `/nonexistent/netcheck.yaml` (built-in \
-             scenarios: quick, full, dns, readiness)"
+             scenarios: quick, full, dns, readiness, upgrade-gate)"
         );
     }
 

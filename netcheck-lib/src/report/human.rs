@@ -18,6 +18,9 @@ pub fn render(report: &Report, color: bool) -> String {
     out.push_str(&table(&report.results, color));
     push_section(&mut out, "Failures", &failures(&report.results, color));
     push_section(&mut out, "Skipped", &skips(&report.results));
+    let regressions: Vec<String> =
+        report.regressions.iter().map(|r| format!("{} {}: {}\n", r.check, r.subject, r.what)).collect();
+    push_section(&mut out, "Regressions against the baseline", &regressions.concat());
     out.push('\n');
     out.push_str(&totals(&report.results));
     out.push('\n');
@@ -300,6 +303,7 @@ pub(crate) mod fixtures {
             ],
             results,
             summary: Default::default(),
+            regressions: Vec::new(),
         };
         report.summarize();
         report

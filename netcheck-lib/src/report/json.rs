@@ -68,7 +68,13 @@ mod tests {
     #[test]
     fn rendered_reports_match_the_schema() {
         let schema: Value = serde_json::from_str(SCHEMA).expect("schema is JSON");
-        let full = serde_json::to_value(sample_report()).expect("json");
+        let mut full = sample_report();
+        full.regressions = vec![super::super::baseline::Regression {
+            check: "clusterip/reachable".into(),
+            subject: "from node-a".into(),
+            what: "pass → fail".into(),
+        }];
+        let full = serde_json::to_value(full).expect("json");
         let walk = conformance(&schema, &full);
         assert_eq!(walk.problems, Vec::<String>::new());
         // The sample sets every optional field, so the schema must declare nothing more.

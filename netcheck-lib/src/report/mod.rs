@@ -1,5 +1,7 @@
-//! Reports: one model ([`model`]), three renderings ([`human`], [`json`], [`junit`]).
+//! Reports: one model ([`model`]), three renderings ([`human`], [`json`], [`junit`]), and the comparison
+//! with an earlier report ([`baseline`]).
 
+pub mod baseline;
 pub mod human;
 pub mod json;
 pub mod junit;

@@ -233,6 +233,9 @@ pub struct Report {
     pub results: Vec<CheckResult>,
     /// Counts per status.
     pub summary: Summary,
+    /// What got worse against a baseline report (`--baseline`); empty without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regressions: Vec<super::baseline::Regression>,
 }
 
 impl Report {
@@ -255,9 +258,10 @@ impl Report {
         self.results.iter().all(|r| matches!(r.status, Status::Pass | Status::Skip))
     }
 
-    /// Process exit code: 0 all passed or skipped, 1 a check failed, 2 netcheck could not run a check.
+    /// Process exit code: 0 all passed or skipped, 1 a check failed or regressed against the baseline,
+    /// 2 netcheck could not run a check.
     pub fn exit_code(&self) -> i32 {
-        if self.results.iter().any(|r| r.status == Status::Fail) {
+        if self.results.iter().any(|r| r.status == Status::Fail) || !self.regressions.is_empty() {
             1
         } else if self.results.iter().any(|r| r.status == Status::Error) {
             2

@@ -242,6 +242,7 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
         phases,
         results,
         summary: Default::default(),
+        regressions: Vec::new(),
     };
     report.summarize();
     Ok(report)

@@ -1,0 +1,139 @@
+//! Comparing a report with an earlier one (`netcheck run --baseline PREVIOUS.json`), e.g. from before a
+//! cluster upgrade: a result that passed and no longer does, or a time that grew beyond a tolerance,
+//! is a regression.
+//!
+//! Results are matched by check, source node, target node and name, with the run's own namespace
+//! (`netcheck-<id>`) masked, since each run has its own; addresses are not compared (ClusterIPs and
+//! node ports are new every run). Results with the same key are matched in order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{CheckResult, Report, Status};
+
+/// How much worse a measured time may get before it is a regression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Allowed growth as a fraction of the baseline value (0.5: up to 1.5 × baseline).
+    pub relative: f64,
+    /// Growth in ms that is never a regression, however small the baseline (sub-ms latencies are
+    /// noise at that scale).
+    pub absolute_ms: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance { relative: 0.5, absolute_ms: 10.0 }
+    }
+}
+
+/// One way the current run is worse than the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Regression {
+    /// The check id.
+    pub check: String,
+    /// The subject, as in the human report.
+    pub subject: String,
+    /// What got worse, e.g. `pass → fail` or `p50Ms 2.1 → 9.8`.
+    pub what: String,
+}
+
+/// Every regression of `current` against `baseline`.
+pub fn compare(baseline: &Report, current: &Report, tolerance: Tolerance) -> Vec<Regression> {
+    let earlier = keyed(baseline);
+    let mut regressions = Vec::new();
+    for ((key, nth), now) in keyed(current) {
+        let Some(before) = earlier.get(&(key.clone(), nth)) else { continue };
+        let subject = now.subject.to_string();
+        if before.status == Status::Pass && matches!(now.status, Status::Fail | Status::Error) {
+            let what = format!("{} → {}: {}", before.status.as_str(), now.status.as_str(), now.message);
+            regressions.push(Regression { check: now.check.clone(), subject: subject.clone(), what });
+        }
+        for (name, value) in &now.measurements {
+            let (Some(new), Some(old)) = (value.as_f64(), before.measurements.get(name).and_then(|v| v.as_f64()))
+            else {
+                continue;
+            };
+            if is_time(name) && new > old * (1.0 + tolerance.relative) && new - old > tolerance.absolute_ms {
+                let what = format!("{name} {old} → {new} (more than {:.0}% worse)", tolerance.relative * 100.0);
+                regressions.push(Regression { check: now.check.clone(), subject: subject.clone(), what });
+            }
+        }
+    }
+    regressions
+}
+
+/// Time-like measurements: lower is better, and a tolerance in ms applies.
+fn is_time(name: &str) -> bool {
+    name.ends_with("Ms")
+}
+
+type Key = (String, Option<String>, Option<String>, Option<String>);
+
+fn keyed(report: &Report) -> BTreeMap<(Key, usize), &CheckResult> {
+    let namespace = format!("netcheck-{}", report.run_id);
+    let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for r in &report.results {
+        let name = r.subject.name.as_ref().map(|n| n.replace(&namespace, "netcheck-*"));
+        let key = (r.check.clone(), r.subject.source_node.clone(), r.subject.target_node.clone(), name);
+        let nth = seen.entry(key.clone()).or_insert(0);
+        out.insert((key, *nth), r);
+        *nth += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::human::fixtures::sample_report;
+
+    #[test]
+    fn an_identical_report_has_no_regression() {
+        let report = sample_report();
+        assert_eq!(compare(&report, &report, Tolerance::default()), vec![]);
+    }
+
+    #[test]
+    fn pass_to_fail_is_a_regression_and_fail_to_pass_is_not() {
+        let before = sample_report();
+        let mut after = before.clone();
+        let i = after.results.iter().position(|r| r.status == Status::Pass).unwrap();
+        after.results[i].status = Status::Fail;
+        let j = after.results.iter().position(|r| r.status == Status::Fail && r.check != after.results[i].check);
+        if let Some(j) = j {
+            after.results[j].status = Status::Pass;
+        }
+        let found = compare(&before, &after, Tolerance::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].what.starts_with("pass → fail"), "{found:?}");
+    }
+
+    #[test]
+    fn times_regress_beyond_both_tolerances_only() {
+        let mut before = sample_report();
+        before.results[0].measurements.insert("p50Ms".into(), serde_json::json!(2.0));
+        let mut after = before.clone();
+        after.results[0].measurements.insert("p50Ms".into(), serde_json::json!(9.0));
+        assert_eq!(compare(&before, &after, Tolerance::default()), vec![], "7 ms worse is under the 10 ms floor");
+        after.results[0].measurements.insert("p50Ms".into(), serde_json::json!(40.0));
+        let found = compare(&before, &after, Tolerance::default());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].what, "p50Ms 2 → 40 (more than 50% worse)");
+    }
+
+    #[test]
+    fn results_match_across_runs_despite_the_namespace() {
+        let mut before = sample_report();
+        before.run_id = "aaaaaa".into();
+        before.results[0].subject.name = Some("A netcheck-echo.netcheck-aaaaaa.svc.cluster.local.".into());
+        let mut after = before.clone();
+        after.run_id = "bbbbbb".into();
+        after.results[0].subject.name = Some("A netcheck-echo.netcheck-bbbbbb.svc.cluster.local.".into());
+        after.results[0].status = Status::Fail;
+        assert_eq!(compare(&before, &after, Tolerance::default()).len(), 1);
+    }
+}
