@@ -35,11 +35,13 @@ fn a_fault_after_the_baseline_is_a_regression() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(&before, &out.stdout).unwrap();
 
-    let same = Command::new(BIN).args(args).args(["--baseline", before.to_str().unwrap()]).output().unwrap();
+    // Latency on a busy 2-core testbed swings; this test is about pass → fail, so times get a wide margin.
+    let compare = ["--baseline", before.to_str().unwrap(), "--tolerance", "2000"];
+    let same = Command::new(BIN).args(args).args(compare).output().unwrap();
     assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
 
     testbed("stop", &["kube-proxy", "node-b", "--flush-rules"]);
-    let after = Command::new(BIN).args(args).args(["--baseline", before.to_str().unwrap()]).output();
+    let after = Command::new(BIN).args(args).args(compare).output();
     testbed("start", &["kube-proxy", "node-b"]);
     let after = after.unwrap();
     let text = String::from_utf8_lossy(&after.stdout);

@@ -65,9 +65,11 @@ pub fn compare(baseline: &Report, current: &Report, tolerance: Tolerance) -> Vec
     regressions
 }
 
-/// Time-like measurements: lower is better, and a tolerance in ms applies.
+/// Time-like measurements (lower is better) that are steady enough to compare: medians and
+/// propagation times. Tail figures (p90, p99, max, slowest) swing with one slow request and would
+/// make every comparison noisy.
 fn is_time(name: &str) -> bool {
-    name.ends_with("Ms")
+    name.ends_with("Ms") && !["p9", "max", "slowest"].iter().any(|tail| name.starts_with(tail))
 }
 
 type Key = (String, Option<String>, Option<String>, Option<String>);
@@ -123,6 +125,18 @@ mod tests {
         let found = compare(&before, &after, Tolerance::default());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].what, "p50Ms 2 → 40 (more than 50% worse)");
+    }
+
+    #[test]
+    fn tail_figures_are_not_compared() {
+        let mut before = sample_report();
+        before.results[0].measurements.insert("p99Ms".into(), serde_json::json!(2.0));
+        before.results[0].measurements.insert("maxMs".into(), serde_json::json!(2.0));
+        let mut after = before.clone();
+        after.results[0].measurements.insert("p99Ms".into(), serde_json::json!(200.0));
+        after.results[0].measurements.insert("maxMs".into(), serde_json::json!(200.0));
+        assert_eq!(compare(&before, &after, Tolerance::default()), vec![]);
+        assert!(is_time("dataPlaneMs") && is_time("p50Ms") && !is_time("p90Ms") && !is_time("requests"));
     }
 
     #[test]
