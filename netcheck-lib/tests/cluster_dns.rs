@@ -6,10 +6,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use netcheck::harness::{agent_image, cluster, run_scenario};
+use netcheck::harness::{cluster, run_scenario};
 use netcheck::protocol::Action;
 use netcheck::runner::manifests::HEADLESS_SERVICE;
-use netcheck::runner::{Cluster, NoProgress, Session, SessionOptions, endpoints, orders};
+use netcheck::runner::{Cluster, NoProgress, endpoints, orders};
 use netcheck::scenario::{self, Scenario};
 use netcheck::{CheckResult, Status};
 use rstest::rstest;
@@ -50,8 +50,7 @@ async fn healthy_cluster_passes_the_dns_scenario(#[future] cluster: Option<Clust
 #[tokio::test]
 async fn a_not_ready_backend_leaves_the_headless_answer(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let options = SessionOptions { image: agent_image(), ..Default::default() };
-    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
+    let session = common::session(&cluster).await;
     let victim = session.agents.servers[0].clone();
     orders::send(
         &cluster.client,
@@ -100,8 +99,7 @@ async fn a_not_ready_backend_leaves_the_headless_answer(#[future] cluster: Optio
 #[tokio::test]
 async fn stopped_dns_server_is_named(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let options = SessionOptions { image: agent_image(), ..Default::default() };
-    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
+    let session = common::session(&cluster).await;
     common::testbed("stop", &["dns"]);
     let restore = common::Restore(vec![("start", common::args(&["dns"]))]);
     let scenario = Scenario::from_yaml(
@@ -129,28 +127,8 @@ async fn stopped_dns_server_is_named(#[future] cluster: Option<Cluster>) {
 #[tokio::test]
 async fn dns_blocked_on_one_node_is_placed_on_that_node(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let options = SessionOptions { image: agent_image(), ..Default::default() };
-    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
-    let rule = |op: &str| {
-        common::args(&[
-            "node-b",
-            "iptables",
-            "-t",
-            "raw",
-            op,
-            "PREROUTING",
-            "-d",
-            "10.96.0.10",
-            "-p",
-            "udp",
-            "--dport",
-            "53",
-            "-j",
-            "DROP",
-        ])
-    };
-    common::testbed("node-exec", &rule("-I").iter().map(String::as_str).collect::<Vec<_>>());
-    let restore = common::Restore(vec![("node-exec", rule("-D"))]);
+    let session = common::session(&cluster).await;
+    let restore = common::drop_packets("node-b", "10.96.0.10", "udp", "53");
     let scenario = Scenario::from_yaml(
         "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: dns-node}\nspec:\n  checks:\n    - id: dns/service-a\n      params: {attempts: 2, timeoutMs: 500}\n",
         "dns-node.yaml",

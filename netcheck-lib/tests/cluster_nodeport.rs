@@ -5,20 +5,15 @@ mod common;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
-use netcheck::harness::{agent_image, cluster};
+use netcheck::harness::cluster;
 use netcheck::runner::manifests::NODEPORT_SERVICE;
-use netcheck::runner::{Cluster, NoProgress, Session, SessionOptions};
+use netcheck::runner::{Cluster, NoProgress};
 use netcheck::scenario::{self, Scenario};
 use netcheck::{CheckResult, Status};
 use rstest::rstest;
 
 fn scenario(ids: &[&str]) -> Scenario {
     scenario::from_check_ids(&ids.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
-}
-
-async fn session(cluster: &Cluster) -> Session {
-    let options = SessionOptions { image: agent_image(), ..Default::default() };
-    Session::start(cluster, options, &NoProgress).await.expect("agents deploy")
 }
 
 fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
@@ -29,7 +24,7 @@ fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
 #[tokio::test]
 async fn healthy_cluster_passes_the_service_behaviour_checks(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let session = session(&cluster).await;
+    let session = common::session(&cluster).await;
     let ids = [
         "nodeport/every-node",
         "nodeport/local-policy",
@@ -67,7 +62,7 @@ async fn cluster_nodes(cluster: &Cluster) -> usize {
 #[tokio::test]
 async fn dropped_node_port_is_placed_on_its_node(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let session = session(&cluster).await;
+    let session = common::session(&cluster).await;
     let svc =
         Api::<Service>::namespaced(cluster.client.clone(), &session.namespace).get(NODEPORT_SERVICE).await.unwrap();
     let port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap().to_string();
@@ -75,26 +70,7 @@ async fn dropped_node_port_is_placed_on_its_node(#[future] cluster: Option<Clust
     let nodes = netcheck::runner::inventory::nodes(&cluster).await.unwrap();
     let node_b = nodes.iter().find(|n| n.name == "node-b").expect("the testbed has node-b");
     let node_b_ip = node_b.internal_ips[0].clone();
-    let rule = |op: &str| {
-        common::args(&[
-            "node-b",
-            "iptables",
-            "-t",
-            "raw",
-            op,
-            "PREROUTING",
-            "-d",
-            &node_b_ip,
-            "-p",
-            "tcp",
-            "--dport",
-            &port,
-            "-j",
-            "DROP",
-        ])
-    };
-    common::testbed("node-exec", &rule("-I").iter().map(String::as_str).collect::<Vec<_>>());
-    let restore = common::Restore(vec![("node-exec", rule("-D"))]);
+    let restore = common::drop_packets("node-b", &node_b_ip, "tcp", &port);
 
     let results = netcheck::checks::run(&session, &scenario(&["nodeport/every-node"]), &NoProgress).await;
     drop(restore);

@@ -3,8 +3,8 @@
 
 mod common;
 
-use netcheck::harness::{agent_image, cluster, run_scenario};
-use netcheck::runner::{Cluster, NoProgress, Session, SessionOptions};
+use netcheck::harness::{cluster, run_scenario};
+use netcheck::runner::{Cluster, NoProgress};
 use netcheck::scenario::{self, Scenario};
 use netcheck::{CheckResult, Status};
 use rstest::rstest;
@@ -43,8 +43,7 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
 #[tokio::test]
 async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let options = SessionOptions { image: agent_image(), ..Default::default() };
-    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
+    let session = common::session(&cluster).await;
     common::testbed("stop", &["kube-controller-manager"]);
     let restore = common::Restore(vec![("start", common::args(&["kube-controller-manager"]))]);
     let scenario = Scenario::from_yaml(
@@ -70,8 +69,7 @@ async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: 
 #[tokio::test]
 async fn healthy_rollout_drops_no_request(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let options = SessionOptions { image: agent_image(), ..Default::default() };
-    let session = Session::start(&cluster, options, &NoProgress).await.expect("agents deploy");
+    let session = common::session(&cluster).await;
     let scenario = scenario::from_check_ids(&["endpoints/rollout".to_string()]).unwrap();
     let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
