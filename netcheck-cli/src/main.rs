@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netcheck::report::{baseline, human, json, junit};
 use netcheck::runner::{self, ConnectOptions, RunOptions, SessionOptions};
-use netcheck::{Error, catalog, scenario};
+use netcheck::{Error, catalog, diagnose, scenario};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +67,8 @@ impl From<FromRunnerArg> for runner::FromRunner {
 enum Command {
     /// Deploy agents into a temporary namespace, run checks, report, clean up.
     Run(Box<RunArgs>),
+    /// Walk an existing Service from selector to DNS and name the first broken link.
+    Diagnose(Box<DiagnoseArgs>),
     /// List the checks and the built-in scenarios.
     List,
     /// Delete netcheck namespaces left behind: expired ones, or all with --all.
@@ -131,6 +133,59 @@ struct RunArgs {
     /// How much worse (in percent of the baseline) a measured time may get, above a 10 ms floor.
     #[arg(long, value_name = "PERCENT", default_value_t = 50.0)]
     tolerance: f64,
+}
+
+/// The arguments of `netcheck diagnose`.
+#[derive(Args)]
+struct DiagnoseArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The Service: service/NAME, svc/NAME or NAME.
+    #[arg(value_name = "service/NAME")]
+    target: String,
+    /// The Service's namespace (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Only this Service port, by number or name (default: every port).
+    #[arg(long, value_name = "PORT")]
+    port: Option<String>,
+    /// Only the read-only steps: nothing is created (for users who may not create namespaces).
+    #[arg(long)]
+    read_only: bool,
+    /// Checklist format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    output: Output,
+    /// Agent image for the active steps.
+    #[arg(long, default_value = runner::DEFAULT_IMAGE)]
+    image: String,
+    /// Limit for the client agents to become Ready, e.g. 60s or 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Also run client agents on tainted nodes.
+    #[arg(long)]
+    tolerate_taints: bool,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    cluster_domain: String,
+}
+
+/// `service/NAME`, `svc/NAME`, `services/NAME` or a bare `NAME`.
+fn service_name(target: &str) -> Result<String, String> {
+    let name = match target.split_once('/') {
+        None => target,
+        Some(("service" | "services" | "svc", name)) => name,
+        Some((kind, _)) => return Err(format!("'{target}': diagnose takes a Service (service/NAME), not a {kind}")),
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(format!("'{name}' is not a valid Service name (a DNS label: a-z, 0-9, -)"))
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -202,6 +257,7 @@ async fn dispatch(command: Command) -> ExitCode {
             let options = RunOptions { connect: cluster.options(), scenario, session, keep };
             run(options, output, junit, baseline).await
         }
+        Command::Diagnose(args) => diagnose(*args).await,
         Command::List => {
             print!("{}", list());
             ExitCode::SUCCESS
@@ -261,6 +317,57 @@ async fn run(options: RunOptions, output: Output, junit_path: Option<PathBuf>, b
         }
     }
     ExitCode::from(report.exit_code() as u8)
+}
+
+async fn diagnose(args: DiagnoseArgs) -> ExitCode {
+    let service = match service_name(&args.target) {
+        Ok(name) => name,
+        Err(message) => {
+            return fail(&format!("invalid input: {message}\n  → e.g. netcheck diagnose service/web -n shop"));
+        }
+    };
+    let interactive = std::io::stderr().is_terminal();
+    let progress = progress::Bar::new(interactive);
+    let cluster = match runner::connect(&args.cluster.options()).await {
+        Ok(c) => c,
+        Err(e) => {
+            progress.finish();
+            return fail_error(&e);
+        }
+    };
+    let namespace = args.namespace.unwrap_or_else(|| cluster.client.default_namespace().to_string());
+    let options = diagnose::DiagnoseOptions {
+        namespace,
+        service,
+        port: args.port,
+        read_only: args.read_only,
+        session: SessionOptions {
+            image: args.image,
+            ready_timeout: args.timeout,
+            tolerate_taints: args.tolerate_taints,
+            cluster_domain: args.cluster_domain,
+            ..Default::default()
+        },
+    };
+    let outcome = diagnose::diagnose(&cluster, &options, &progress).await;
+    progress.finish();
+    let checklist = match outcome {
+        Ok(c) => c,
+        Err(e @ Error::Input(_)) => {
+            return fail(&format!("{e}\n  → name one of the Service's ports with --port, or leave it out"));
+        }
+        Err(e @ Error::Api { .. }) if e.to_string().contains("forbidden") => {
+            return fail(&format!("{e}\n  → --read-only runs only the steps that create nothing"));
+        }
+        Err(e) => return fail_error(&e),
+    };
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&checklist).unwrap_or_default()),
+        Output::Human => {
+            print!("{}", diagnose::render::human(&checklist, human::color_wanted(std::io::stdout().is_terminal())))
+        }
+    }
+    ExitCode::from(checklist.exit_code() as u8)
 }
 
 fn list() -> String {
@@ -340,6 +447,16 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn diagnose_takes_a_service_in_kubectl_forms() {
+        assert_eq!(service_name("service/web").unwrap(), "web");
+        assert_eq!(service_name("svc/web-2").unwrap(), "web-2");
+        assert_eq!(service_name("web").unwrap(), "web");
+        assert!(service_name("deployment/web").unwrap_err().contains("not a deployment"));
+        assert!(service_name("service/Web_1").unwrap_err().contains("not a valid Service name"));
+        assert!(service_name("service/").is_err());
     }
 
     #[test]

@@ -9,9 +9,11 @@
 pub mod agent;
 pub mod catalog;
 pub mod checks;
+pub mod diagnose;
 pub mod error;
 #[cfg(feature = "harness")]
 pub mod harness;
+pub mod probe;
 pub mod protocol;
 pub mod report;
 pub mod runner;

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Label on an order ConfigMap naming the agent pod that must execute it.
 pub const AGENT_LABEL: &str = "netcheck.dev/agent";
 /// Label on every order ConfigMap.
@@ -57,6 +57,8 @@ pub enum Action {
     Http(HttpProbe),
     /// UDP request/response exchanges with each target.
     Udp(UdpProbe),
+    /// TCP connects to each target (any listener counts: the application's protocol is unknown).
+    Tcp(TcpProbe),
     /// DNS queries.
     Dns(DnsProbe),
     /// Switch the agent's readiness endpoint.
@@ -84,6 +86,22 @@ pub struct HttpProbe {
     /// so that a timeline of the data plane can be read from the attempts); 0: as fast as allowed.
     #[serde(default)]
     pub interval_ms: u64,
+    /// The targets are not netcheck agents (a user's own Service): every HTTP answer is reported
+    /// as [`Outcome::Http`] with its status, instead of being read as an agent's identity.
+    #[serde(default)]
+    pub any_server: bool,
+}
+
+/// TCP connect probing: each attempt opens a fresh connection and closes it at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpProbe {
+    /// `host:port` targets; hosts may be IPs or names (resolved through the pod's resolv.conf).
+    pub targets: Vec<String>,
+    /// Connects per target.
+    pub attempts: u32,
+    /// Per-connect timeout.
+    pub timeout_ms: u64,
 }
 
 /// UDP probing parameters: each attempt sends one datagram and waits for the echo.
@@ -154,6 +172,13 @@ pub enum Outcome {
         /// Who answered.
         identity: Identity,
     },
+    /// A TCP connection was established (a [`TcpProbe`]).
+    Connected,
+    /// An HTTP answer from a server that is not a netcheck agent (a [`HttpProbe`] with `any_server`).
+    Http {
+        /// The HTTP status code.
+        status: u16,
+    },
     /// Something answered, but not as a netcheck agent would (a foreign server, an HTTP error).
     Unexpected {
         /// What came back.
@@ -208,6 +233,8 @@ impl Outcome {
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Answered { .. } => "answered",
+            Outcome::Connected => "connected",
+            Outcome::Http { .. } => "HTTP answer",
             Outcome::Unexpected { .. } => "unexpected answer",
             Outcome::Refused => "refused",
             Outcome::Timeout => "timeout",
@@ -303,6 +330,7 @@ mod tests {
                 concurrency: 2,
                 timeout_ms: 500,
                 interval_ms: 0,
+                any_server: false,
             }),
         };
         let text = serde_json::to_string(&order).unwrap();
@@ -336,10 +364,10 @@ mod tests {
 
     #[test]
     fn other_protocol_versions_are_refused() {
-        let text = r#"{"version":1,"action":{"kind":"setReady","ready":true}}"#;
+        let text = r#"{"version":2,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
-        assert!(err.contains("protocol version 1"), "{err}");
-        assert!(parse_order(r#"{"version":2,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        assert!(err.contains("protocol version 2"), "{err}");
+        assert!(parse_order(r#"{"version":3,"action":{"kind":"setReady","ready":false}}"#).is_ok());
     }
 
     #[test]
@@ -363,6 +391,24 @@ mod tests {
         assert_eq!(text, r#"{"outcome":"records","records":["10.96.0.1"]}"#);
         assert_eq!(records.records(), Some(&["10.96.0.1".to_string()][..]));
         assert_eq!(Outcome::NxDomain.label(), "NXDOMAIN");
+    }
+
+    #[test]
+    fn tcp_orders_and_http_status_outcomes_round_trip() {
+        let order = Order {
+            version: PROTOCOL_VERSION,
+            action: Action::Tcp(TcpProbe { targets: vec!["10.244.1.5:8080".into()], attempts: 2, timeout_ms: 300 }),
+        };
+        let text = serde_json::to_string(&order).unwrap();
+        assert!(text.contains(r#""kind":"tcp""#), "{text}");
+        assert_eq!(parse_order(&text).unwrap(), order);
+        let http = Outcome::Http { status: 404 };
+        assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
+        assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
+        // An order written before `anyServer` existed still reads, as an agent probe.
+        let old = r#"{"version":3,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
+        let Action::Http(p) = parse_order(old).unwrap().action else { panic!("not http") };
+        assert!(!p.any_server);
     }
 
     #[test]

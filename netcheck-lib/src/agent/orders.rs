@@ -57,6 +57,7 @@ async fn execute(api: Api<ConfigMap>, name: String, order: String, me: Identity,
         Ok(order) => match order.action {
             Action::Http(p) => absorb(&mut result, probe::http(&p).await),
             Action::Udp(p) => absorb(&mut result, probe::udp(&p).await),
+            Action::Tcp(p) => absorb(&mut result, probe::tcp(&p).await),
             Action::Dns(p) => absorb(&mut result, super::dns::run(&p).await),
             Action::SetReady { ready } => readiness.wanted.store(ready, Ordering::SeqCst),
         },

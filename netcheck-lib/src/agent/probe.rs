@@ -1,13 +1,13 @@
-//! The client role: executes HTTP and UDP probe orders and times every attempt.
+//! The client role: executes HTTP, TCP and UDP probe orders and times every attempt.
 
 use std::error::Error as _;
 use std::io;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpStream, UdpSocket};
 
-use crate::protocol::{Attempt, HttpProbe, Identity, Outcome, UdpProbe};
+use crate::protocol::{Attempt, HttpProbe, Identity, Outcome, TcpProbe, UdpProbe};
 
 /// Runs `attempts` GETs per target with `concurrency` in flight, each on a fresh connection so that
 /// every request is balanced anew by the Service proxy.
@@ -33,7 +33,7 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
                     tokio::time::sleep_until((origin + interval * nth).into()).await;
                 }
                 let start = Instant::now();
-                let outcome = http_once(&client, &url).await;
+                let outcome = http_once(&client, &url, probe.any_server).await;
                 Attempt {
                     target,
                     start_ms: start.duration_since(origin).as_millis() as u64,
@@ -49,12 +49,15 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
     Ok(attempts)
 }
 
-async fn http_once(client: &reqwest::Client, url: &str) -> Outcome {
+async fn http_once(client: &reqwest::Client, url: &str, any_server: bool) -> Outcome {
     let response = match client.get(url).send().await {
         Ok(r) => r,
         Err(e) => return classify_http_error(&e),
     };
     let status = response.status();
+    if any_server {
+        return Outcome::Http { status: status.as_u16() };
+    }
     let body = match response.text().await {
         Ok(b) => b,
         Err(e) => return classify_http_error(&e),
@@ -107,6 +110,46 @@ fn classify_io(e: &io::Error) -> Option<Outcome> {
 
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
+}
+
+/// Opens `attempts` fresh TCP connections per target, one after the other, and closes each at once:
+/// proves that something listens without knowing the application's protocol.
+pub(super) async fn tcp(probe: &TcpProbe) -> Result<Vec<Attempt>, String> {
+    let origin = Instant::now();
+    let timeout = Duration::from_millis(probe.timeout_ms);
+    let per_target = probe.targets.iter().map(|target| async move {
+        let mut attempts = Vec::new();
+        for _ in 0..probe.attempts {
+            let start = Instant::now();
+            let outcome = match tokio::time::timeout(timeout, connect(target)).await {
+                Err(_) => Outcome::Timeout,
+                Ok(outcome) => outcome,
+            };
+            attempts.push(Attempt {
+                target: target.clone(),
+                start_ms: start.duration_since(origin).as_millis() as u64,
+                elapsed_us: start.elapsed().as_micros() as u64,
+                retries: 0,
+                outcome,
+            });
+        }
+        attempts
+    });
+    Ok(futures::future::join_all(per_target).await.into_iter().flatten().collect())
+}
+
+async fn connect(target: &str) -> Outcome {
+    let addresses = match tokio::net::lookup_host(target).await {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => return Outcome::Unresolved { detail: e.to_string() },
+    };
+    let Some(address) = addresses.first() else {
+        return Outcome::Unresolved { detail: format!("{target} has no address") };
+    };
+    match TcpStream::connect(address).await {
+        Ok(_) => Outcome::Connected,
+        Err(e) => classify_io(&e).unwrap_or(Outcome::Error { detail: e.to_string() }),
+    }
 }
 
 /// Runs `attempts` request/response exchanges per target over UDP; a try that times out is retried up

@@ -114,6 +114,7 @@ async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult>
         concurrency: 16,
         timeout_ms: 1000,
         interval_ms: limits.interval.as_millis() as u64,
+        any_server: false,
     };
     let late_ip = late.ip.as_str();
     let while_unready: BTreeMap<String, usize> = join_all(session.agents.clients.iter().map(|(node, agent)| {
@@ -224,6 +225,7 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
         concurrency: 16,
         timeout_ms: 1000,
         interval_ms: limits.interval.as_millis() as u64,
+        any_server: false,
     };
     let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
     let dns = DnsProbe {
@@ -298,8 +300,15 @@ fn signed_ms(a: Instant, b: Instant) -> i64 {
 /// Half the round trip of an empty order, per client: where the agent's order clock starts.
 async fn delivery_estimates(session: &Session) -> BTreeMap<String, u64> {
     let per_client = session.agents.clients.iter().map(|(node, agent)| async move {
-        let empty =
-            HttpProbe { targets: vec![], path: "/".into(), attempts: 0, concurrency: 1, timeout_ms: 1, interval_ms: 0 };
+        let empty = HttpProbe {
+            targets: vec![],
+            path: "/".into(),
+            attempts: 0,
+            concurrency: 1,
+            timeout_ms: 1,
+            interval_ms: 0,
+            any_server: false,
+        };
         let start = Instant::now();
         let r = orders::send(
             &session.cluster.client,

@@ -174,6 +174,7 @@ async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(Stri
         concurrency: 16,
         timeout_ms: 1000,
         interval_ms: interval.as_millis() as u64,
+        any_server: false,
     };
     let per_client = session.agents.clients.iter().map(|(node, agent)| {
         let probe = probe.clone();

@@ -66,6 +66,7 @@ async fn http_from_every_client(
             concurrency: 4,
             timeout_ms,
             interval_ms: 0,
+            any_server: false,
         };
         let deadline = Duration::from_millis(timeout_ms * (attempts as u64).div_ceil(4) + 15_000);
         async move {

@@ -131,6 +131,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         concurrency: plan.concurrency,
         timeout_ms: plan.timeout_ms,
         interval_ms: 0,
+        any_server: false,
     };
     let direct = HttpProbe {
         targets: session.agents.servers.iter().map(|s| format!("{}:{HTTP_PORT}", s.ip)).collect(),
@@ -139,6 +140,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         concurrency: plan.concurrency,
         timeout_ms: plan.direct_timeout_ms,
         interval_ms: 0,
+        any_server: false,
     };
     let service_deadline = order_deadline(service.attempts, service.concurrency, service.timeout_ms);
     let direct_deadline =

@@ -239,6 +239,25 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `results`, started now, with no phases and a computed summary.
+    pub fn from_results(run_id: &str, scenario: &str, cluster: ClusterInfo, results: Vec<CheckResult>) -> Report {
+        let mut report = Report {
+            schema_version: SCHEMA_VERSION,
+            netcheck_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: run_id.to_string(),
+            scenario: scenario.to_string(),
+            cluster,
+            started_at: jiff::Timestamp::now().to_string(),
+            duration_millis: 0,
+            phases: Vec::new(),
+            results,
+            summary: Summary::default(),
+            regressions: Vec::new(),
+        };
+        report.summarize();
+        report
+    }
+
     /// Recomputes [`Report::summary`] from the results.
     pub fn summarize(&mut self) {
         let mut s = Summary::default();

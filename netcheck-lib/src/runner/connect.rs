@@ -31,6 +31,13 @@ pub struct Cluster {
     pub has_endpoint_slices: bool,
 }
 
+impl Cluster {
+    /// The cluster facts a report carries, with the given node names.
+    pub fn info(&self, nodes: Vec<String>) -> crate::report::ClusterInfo {
+        crate::report::ClusterInfo { server: self.server.clone(), version: self.version.clone(), nodes }
+    }
+}
+
 /// How long the API server may take to answer the first request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

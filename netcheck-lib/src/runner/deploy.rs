@@ -49,7 +49,8 @@ const FATAL_WAITING: &[&str] = &[
     "RunContainerError",
 ];
 
-/// Creates RBAC, one client per node in `nodes`, `servers` server agents and the echo Service.
+/// Creates RBAC, one client per node in `nodes`, `servers` server agents and the echo Service with
+/// the check Services; with `servers` 0, only RBAC and the clients.
 pub async fn create(
     cluster: &Cluster,
     ns: &str,
@@ -73,6 +74,10 @@ pub async fn create(
         create_pod(&pods, &pod)
             .await
             .map_err(|e| admission_or_api(format!("pod/{}", manifests::client_pod_name(node)), e))?;
+    }
+    if servers == 0 {
+        // A clients-only session (`diagnose`, probing a user's own Service): no echo Services either.
+        return Ok(());
     }
     let deployment = manifests::server_deployment(ns, servers, template);
     Api::<Deployment>::namespaced(client.clone(), ns)
@@ -136,6 +141,7 @@ pub async fn wait_ready(
                 if let Some(err) = fatal_pod_state(&pod) { return Err(err); }
                 seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
                 if let Some(agents) = agents_if_ready(&seen, nodes, servers) {
+                    if servers == 0 { return Ok(agents); }
                     let cluster_ip = echo_cluster_ip(cluster, ns).await?;
                     return Ok(Agents { cluster_ip, ..agents });
                 }

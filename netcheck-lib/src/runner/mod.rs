@@ -18,7 +18,8 @@ pub use connect::{Cluster, ConnectOptions, connect};
 pub use deploy::{AgentPod, Agents};
 pub use inventory::NodeInfo;
 
-use crate::report::{ClusterInfo, Phase, Report, SCHEMA_VERSION};
+use crate::protocol::{Action, OrderResult};
+use crate::report::{Phase, Report};
 use crate::scenario::Scenario;
 use crate::{Error, Result, checks};
 
@@ -60,7 +61,8 @@ pub struct SessionOptions {
     pub image: String,
     /// Limit for agents to become Ready.
     pub ready_timeout: Duration,
-    /// Number of server agents.
+    /// Number of server agents; 0 deploys client agents only (no echo Services), for probing
+    /// Services that are not netcheck's own.
     pub servers: i32,
     /// Run client agents on tainted nodes too.
     pub tolerate_taints: bool,
@@ -147,7 +149,11 @@ impl Session {
                 deploy::wait_ready(cluster, &ns, &usable, options.servers as usize, options.ready_timeout).await?;
             let ready_at = started.elapsed();
             progress.phase("settle");
-            let settled = settle::wait(cluster, &ns, &agents).await?;
+            let settled = if options.servers == 0 {
+                settle::Settled::default()
+            } else {
+                settle::wait(cluster, &ns, &agents).await?
+            };
             Ok((agents, settled, ready_at))
         }
         .await;
@@ -172,6 +178,23 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// Sends an order to every client agent at once (`action` gets the client's node name) and
+    /// waits up to `timeout` for each result; results come back by node, in node-name order.
+    pub async fn order_every_client(
+        &self,
+        action: impl Fn(&str) -> Action,
+        timeout: Duration,
+    ) -> Vec<(String, std::result::Result<OrderResult, orders::OrderFailure>)> {
+        let per_client =
+            self.agents.clients.iter().map(|(node, agent)| {
+                let action = action(node);
+                async move {
+                    (node.clone(), orders::send(&self.cluster.client, &self.namespace, agent, action, timeout).await)
+                }
+            });
+        futures::future::join_all(per_client).await
     }
 
     /// Deletes the namespace, or keeps it (`keep`) for inspection.
@@ -231,20 +254,10 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     lap("cleanup", &mut clock, &mut phases);
     let results = results?;
 
-    let mut report = Report {
-        schema_version: SCHEMA_VERSION,
-        netcheck_version: env!("CARGO_PKG_VERSION").to_string(),
-        run_id,
-        scenario: options.scenario.name.clone(),
-        cluster: ClusterInfo { server: cluster.server.clone(), version: cluster.version.clone(), nodes },
-        started_at: started_at.to_string(),
-        duration_millis: start.elapsed().as_millis() as u64,
-        phases,
-        results,
-        summary: Default::default(),
-        regressions: Vec::new(),
-    };
-    report.summarize();
+    let mut report = Report::from_results(&run_id, &options.scenario.name, cluster.info(nodes), results);
+    report.started_at = started_at.to_string();
+    report.duration_millis = start.elapsed().as_millis() as u64;
+    report.phases = phases;
     Ok(report)
 }
 
@@ -256,7 +269,7 @@ fn lap(name: &str, clock: &mut Instant, phases: &mut Vec<Phase>) {
 
 /// Runs `work` unless SIGINT/SIGTERM arrives first. Dropping `work` drops its session guard, which
 /// deletes the namespace.
-async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return work.await;

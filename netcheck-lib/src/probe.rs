@@ -1,0 +1,224 @@
+//! Probing a Service that is not netcheck's own (a user's application) from every node's client
+//! agent: "from every node, GET http://my-svc.my-ns:8080/healthz answers 200".
+//!
+//! The probes run in a [`Session`]; one with `servers: 0` (see [`crate::runner::SessionOptions`])
+//! deploys only the client agents. The outcome is an ordinary [`Report`], one result per source node,
+//! so [`Report::assert_passed`] and the renderings work on it.
+//!
+//! ```no_run
+//! # async fn demo(session: &netcheck::runner::Session) -> netcheck::Result<()> {
+//! let report = netcheck::probe::http(session, "http://my-svc.my-ns:8080/healthz", 200, &Default::default()).await?;
+//! report.assert_passed();
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use crate::protocol::{Action, Attempt, HttpProbe, Outcome, TcpProbe};
+use crate::report::{CheckResult, Report, Status, Subject};
+use crate::runner::Session;
+use crate::{Error, Result, stats};
+
+/// Check id of the results of [`http`].
+pub const HTTP_CHECK: &str = "probe/http";
+/// Check id of the results of [`tcp`].
+pub const TCP_CHECK: &str = "probe/tcp";
+
+/// How many requests each node sends, and how long each may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeOptions {
+    /// Requests (or connects) per node.
+    pub attempts: u32,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions { attempts: 3, timeout: Duration::from_secs(2) }
+    }
+}
+
+/// From every client agent, `attempts` GETs of `url` (plain `http://`, host a name or an IP) must each
+/// answer `status`. Names resolve through the agents' resolv.conf, as the user's own pods resolve them;
+/// the agents live in the session's namespace, so give `svc.namespace` rather than a bare `svc`.
+///
+/// # Errors
+/// [`Error::Input`] when `url` is not an `http://` URL with a host.
+pub async fn http(session: &Session, url: &str, status: u16, options: &ProbeOptions) -> Result<Report> {
+    let (target, path) = split_http_url(url)?;
+    let probe = HttpProbe {
+        targets: vec![target.clone()],
+        path,
+        attempts: options.attempts,
+        concurrency: 1,
+        timeout_ms: options.timeout.as_millis() as u64,
+        interval_ms: 0,
+        any_server: true,
+    };
+    let wanted = Outcome::Http { status };
+    let results = probe_every_node(session, Action::Http(probe), options, |node, attempts| {
+        judge(HTTP_CHECK, Subject::from_node(node).at(url), attempts, &wanted, &format!("HTTP {status}"))
+    })
+    .await;
+    Ok(session_report(session, "probe", results))
+}
+
+/// From every client agent, `attempts` TCP connects to `address` (`host:port`) must each succeed:
+/// for Services whose protocol netcheck does not speak.
+///
+/// # Errors
+/// [`Error::Input`] when `address` has no port.
+pub async fn tcp(session: &Session, address: &str, options: &ProbeOptions) -> Result<Report> {
+    if address.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+        return Err(Error::Input(format!("'{address}' is not host:port")));
+    }
+    let probe = TcpProbe {
+        targets: vec![address.to_string()],
+        attempts: options.attempts,
+        timeout_ms: options.timeout.as_millis() as u64,
+    };
+    let results = probe_every_node(session, Action::Tcp(probe), options, |node, attempts| {
+        judge(TCP_CHECK, Subject::from_node(node).at(address), attempts, &Outcome::Connected, "a connection")
+    })
+    .await;
+    Ok(session_report(session, "probe", results))
+}
+
+async fn probe_every_node(
+    session: &Session,
+    action: Action,
+    options: &ProbeOptions,
+    judge: impl Fn(&str, &[Attempt]) -> CheckResult,
+) -> Vec<CheckResult> {
+    let check = match &action {
+        Action::Tcp(_) => TCP_CHECK,
+        _ => HTTP_CHECK,
+    };
+    let deadline = options.timeout * options.attempts + Duration::from_secs(15);
+    session
+        .order_every_client(|_| action.clone(), deadline)
+        .await
+        .into_iter()
+        .map(|(node, result)| match result {
+            Ok(r) => judge(&node, &r.attempts),
+            Err(e) => CheckResult::new(check, Status::Error, Subject::from_node(&node), e.to_string()),
+        })
+        .collect()
+}
+
+/// Pass when every attempt ended as `wanted`; otherwise counts what happened instead.
+fn judge(check: &str, subject: Subject, attempts: &[Attempt], wanted: &Outcome, wanted_text: &str) -> CheckResult {
+    let good = attempts.iter().filter(|a| &a.outcome == wanted).count();
+    let latencies: Vec<f64> = attempts.iter().map(|a| a.elapsed_us as f64 / 1000.0).collect();
+    let mut result = if good == attempts.len() && good > 0 {
+        CheckResult::new(
+            check,
+            Status::Pass,
+            subject,
+            format!("{good} of {} attempts got {wanted_text}", attempts.len()),
+        )
+    } else {
+        let observed = describe_outcomes(attempts);
+        let message = format!("{good} of {} attempts got {wanted_text}; observed {observed}", attempts.len());
+        CheckResult::new(check, Status::Fail, subject, message).compare(wanted_text, observed)
+    };
+    if let Some(p) = stats::percentiles(&latencies) {
+        result =
+            result.measure("p50Ms", (p.p50 * 100.0).round() / 100.0).measure("maxMs", (p.max * 100.0).round() / 100.0);
+    }
+    result.measure("attempts", attempts.len()).measure("succeeded", good)
+}
+
+/// `3 × HTTP 200, 1 × refused`: what the attempts ended in, most frequent first.
+pub(crate) fn describe_outcomes(attempts: &[Attempt]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for a in attempts {
+        let label = outcome_text(&a.outcome);
+        match counts.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((label, 1)),
+        }
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    if counts.is_empty() {
+        return "no attempt".into();
+    }
+    counts.iter().map(|(l, n)| format!("{n} × {l}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One outcome in a few words: `HTTP 503`, `refused`, `unresolved: …`.
+pub(crate) fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Http { status } => format!("HTTP {status}"),
+        Outcome::Unresolved { detail } | Outcome::Error { detail } | Outcome::Unexpected { detail } => {
+            format!("{}: {detail}", outcome.label())
+        }
+        other => other.label().to_string(),
+    }
+}
+
+/// `http://host[:port]/path?query` → (`host:port`, `/path?query`).
+fn split_http_url(url: &str) -> Result<(String, String)> {
+    let bad = |why: &str| {
+        Error::Input(format!("'{url}' is not a URL to probe: {why} (e.g. http://my-svc.my-ns:8080/healthz)"))
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if parsed.scheme() != "http" {
+        return Err(bad("only http:// is probed"));
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let mut path = parsed.path().to_string();
+    if let Some(q) = parsed.query() {
+        path = format!("{path}?{q}");
+    }
+    Ok((format!("{host}:{port}"), path))
+}
+
+fn session_report(session: &Session, scenario: &str, results: Vec<CheckResult>) -> Report {
+    let nodes = session.nodes.iter().map(|n| n.name.clone()).collect();
+    Report::from_results(&session.run_id, scenario, session.cluster.info(nodes), results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(outcome: Outcome) -> Attempt {
+        Attempt { target: "t".into(), start_ms: 0, elapsed_us: 1500, retries: 0, outcome }
+    }
+
+    #[test]
+    fn urls_split_into_target_and_path() {
+        assert_eq!(
+            split_http_url("http://my-svc.my-ns:8080/healthz?x=1").unwrap(),
+            ("my-svc.my-ns:8080".into(), "/healthz?x=1".into())
+        );
+        assert_eq!(split_http_url("http://web.shop").unwrap(), ("web.shop:80".into(), "/".into()));
+        assert!(split_http_url("https://web.shop/").unwrap_err().to_string().contains("only http://"));
+        assert!(split_http_url("web.shop:80").is_err());
+        assert!(split_http_url("not a url").is_err());
+    }
+
+    #[test]
+    fn every_attempt_must_get_the_wanted_status() {
+        let wanted = Outcome::Http { status: 200 };
+        let all = [attempt(Outcome::Http { status: 200 }), attempt(Outcome::Http { status: 200 })];
+        let r = judge(HTTP_CHECK, Subject::from_node("a"), &all, &wanted, "HTTP 200");
+        assert_eq!(r.status, Status::Pass, "{}", r.message);
+        assert_eq!(r.measurements["succeeded"], serde_json::json!(2));
+
+        let mixed =
+            [attempt(Outcome::Http { status: 200 }), attempt(Outcome::Http { status: 503 }), attempt(Outcome::Refused)];
+        let r = judge(HTTP_CHECK, Subject::from_node("a"), &mixed, &wanted, "HTTP 200");
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.message, "1 of 3 attempts got HTTP 200; observed 1 × HTTP 200, 1 × HTTP 503, 1 × refused");
+
+        let none: [Attempt; 0] = [];
+        assert_eq!(
+            judge(TCP_CHECK, Subject::default(), &none, &Outcome::Connected, "a connection").status,
+            Status::Fail
+        );
+    }
+}
