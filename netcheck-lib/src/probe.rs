@@ -12,11 +12,11 @@
 //! # Ok(()) }
 //! ```
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::protocol::{Action, Attempt, HttpProbe, Outcome, TcpProbe};
 use crate::report::{CheckResult, Report, Status, Subject};
-use crate::runner::Session;
+use crate::runner::{Session, orders};
 use crate::{Error, Result, stats};
 
 /// Check id of the results of [`http`].
@@ -24,18 +24,23 @@ pub const HTTP_CHECK: &str = "probe/http";
 /// Check id of the results of [`tcp`].
 pub const TCP_CHECK: &str = "probe/tcp";
 
-/// How many requests each node sends, and how long each may take.
+/// How many requests each node sends, how long each may take, and how long a node may take to start
+/// answering.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeOptions {
-    /// Requests (or connects) per node.
+    /// Measured requests (or connects) per node.
     pub attempts: u32,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Before measuring, each node retries single requests until one gets the wanted answer, for at
+    /// most this long: a Service created a moment ago is not judged before kube-proxy and DNS have
+    /// caught up. The time it took is reported as `settledMs`. Zero: measure at once.
+    pub settle: Duration,
 }
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        ProbeOptions { attempts: 3, timeout: Duration::from_secs(2) }
+        ProbeOptions { attempts: 3, timeout: Duration::from_secs(2), settle: Duration::from_secs(10) }
     }
 }
 
@@ -47,17 +52,19 @@ impl Default for ProbeOptions {
 /// [`Error::Input`] when `url` is not an `http://` URL with a host.
 pub async fn http(session: &Session, url: &str, status: u16, options: &ProbeOptions) -> Result<Report> {
     let (target, path) = split_http_url(url)?;
-    let probe = HttpProbe {
-        targets: vec![target.clone()],
-        path,
-        attempts: options.attempts,
-        concurrency: 1,
-        timeout_ms: options.timeout.as_millis() as u64,
-        interval_ms: 0,
-        any_server: true,
+    let probe = |attempts| {
+        Action::Http(HttpProbe {
+            targets: vec![target.clone()],
+            path: path.clone(),
+            attempts,
+            concurrency: 1,
+            timeout_ms: options.timeout.as_millis() as u64,
+            interval_ms: 0,
+            any_server: true,
+        })
     };
     let wanted = Outcome::Http { status };
-    let results = probe_every_node(session, Action::Http(probe), options, |node, attempts| {
+    let results = probe_every_node(session, probe, &wanted, options, |node, attempts| {
         judge(HTTP_CHECK, Subject::from_node(node).at(url), attempts, &wanted, &format!("HTTP {status}"))
     })
     .await;
@@ -73,38 +80,53 @@ pub async fn tcp(session: &Session, address: &str, options: &ProbeOptions) -> Re
     if address.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
         return Err(Error::Input(format!("'{address}' is not host:port")));
     }
-    let probe = TcpProbe {
-        targets: vec![address.to_string()],
-        attempts: options.attempts,
-        timeout_ms: options.timeout.as_millis() as u64,
+    let probe = |attempts| {
+        Action::Tcp(TcpProbe {
+            targets: vec![address.to_string()],
+            attempts,
+            timeout_ms: options.timeout.as_millis() as u64,
+        })
     };
-    let results = probe_every_node(session, Action::Tcp(probe), options, |node, attempts| {
+    let results = probe_every_node(session, probe, &Outcome::Connected, options, |node, attempts| {
         judge(TCP_CHECK, Subject::from_node(node).at(address), attempts, &Outcome::Connected, "a connection")
     })
     .await;
     Ok(session_report(session, "probe", results))
 }
 
+/// Per node, at once: settle (single attempts until one gets `wanted`), then the measured order.
 async fn probe_every_node(
     session: &Session,
-    action: Action,
+    probe: impl Fn(u32) -> Action,
+    wanted: &Outcome,
     options: &ProbeOptions,
     judge: impl Fn(&str, &[Attempt]) -> CheckResult,
 ) -> Vec<CheckResult> {
-    let check = match &action {
+    let check = match probe(1) {
         Action::Tcp(_) => TCP_CHECK,
         _ => HTTP_CHECK,
     };
-    let deadline = options.timeout * options.attempts + Duration::from_secs(15);
-    session
-        .order_every_client(|_| action.clone(), deadline)
-        .await
-        .into_iter()
-        .map(|(node, result)| match result {
-            Ok(r) => judge(&node, &r.attempts),
-            Err(e) => CheckResult::new(check, Status::Error, Subject::from_node(&node), e.to_string()),
-        })
-        .collect()
+    let order_limit = options.timeout * options.attempts.max(1) + Duration::from_secs(15);
+    let per_node = session.agents.clients.iter().map(|(node, agent)| {
+        let (probe, judge) = (&probe, &judge);
+        async move {
+            let send = |action| orders::send(&session.cluster.client, &session.namespace, agent, action, order_limit);
+            let started = Instant::now();
+            while started.elapsed() < options.settle {
+                match send(probe(1)).await {
+                    Ok(r) if r.attempts.iter().all(|a| &a.outcome == wanted) => break,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(_) => break,
+                }
+            }
+            let settled_ms = started.elapsed().as_millis() as u64;
+            match send(probe(options.attempts)).await {
+                Ok(r) => judge(node, &r.attempts).measure("settledMs", settled_ms),
+                Err(e) => CheckResult::new(check, Status::Error, Subject::from_node(node), e.to_string()),
+            }
+        }
+    });
+    futures::future::join_all(per_node).await
 }
 
 /// Pass when every attempt ended as `wanted`; otherwise counts what happened instead.

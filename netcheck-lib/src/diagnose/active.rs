@@ -324,9 +324,13 @@ pub fn judge_pod_ips(targets: &[Target], observed: &Observations) -> Step {
             POD_IP,
             StepStatus::Pass,
             format!(
-                "{} endpoint address{} answer from every node ({sources})",
-                targets.len(),
-                if targets.len() == 1 { "" } else { "es" }
+                "{} from every node ({sources} node{})",
+                if targets.len() == 1 {
+                    "the endpoint address answers".to_string()
+                } else {
+                    format!("{} endpoint addresses answer", targets.len())
+                },
+                if sources == 1 { "" } else { "s" }
             ),
         )
         .with_evidence(silent);

@@ -118,7 +118,7 @@ fn service_step(facts: &Facts) -> Step {
             && *t != p.port
         {
             evidence.push(format!(
-                "clients connect to the Service port {}, which forwards to the pods' port {t}; connecting to {t} on the Service gets nothing",
+                "clients connect to the Service port {}, which forwards to port {t} (targetPort) on the endpoints; connecting to {t} on the Service gets nothing",
                 p.port
             ));
         }

@@ -22,6 +22,9 @@ pub struct ConnectOptions {
 pub struct Cluster {
     /// The API client.
     pub client: kube::Client,
+    /// The configuration the client was made from: code that must reach the API outside the
+    /// client's runtime (a drop guard) makes a client of its own from it.
+    pub config: kube::Config,
     /// API server URL.
     pub server: String,
     /// API server version (`v1.20.2`).
@@ -32,6 +35,26 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Runs `work` with a fresh client on a runtime of its own, on a helper thread, and waits for it.
+    ///
+    /// For code that cannot await, such as `Drop`: the shared client does its I/O on the runtime it
+    /// was made on, which a blocking wait inside that runtime (a current-thread `#[tokio::test]`)
+    /// would starve.
+    pub fn block_on_own_client<T: Send + 'static, F: std::future::Future<Output = T> + Send + 'static>(
+        &self,
+        work: impl FnOnce(kube::Client) -> F + Send + 'static,
+    ) -> Option<T> {
+        let config = self.config.clone();
+        let helper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                let client = kube::Client::try_from(config).ok()?;
+                Some(work(client).await)
+            })
+        });
+        helper.join().ok().flatten()
+    }
+
     /// The cluster facts a report carries, with the given node names.
     pub fn info(&self, nodes: Vec<String>) -> crate::report::ClusterInfo {
         crate::report::ClusterInfo { server: self.server.clone(), version: self.version.clone(), nodes }
@@ -48,7 +71,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
     let mut config = config;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(Duration::from_secs(60));
-    let client = kube::Client::try_from(config)
+    let client = kube::Client::try_from(config.clone())
         .map_err(|e| Error::Kubeconfig { path: shown_path(options), reason: e.to_string() })?;
     let version = match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
         Err(_) => {
@@ -61,7 +84,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
         Ok(Ok(info)) => info.git_version,
     };
     let has_endpoint_slices = client.list_api_group_resources("discovery.k8s.io/v1").await.is_ok();
-    Ok(Cluster { client, server, version, has_endpoint_slices })
+    Ok(Cluster { client, config, server, version, has_endpoint_slices })
 }
 
 async fn load_config(options: &ConnectOptions) -> Result<kube::Config> {

@@ -133,7 +133,7 @@ impl Session {
         let started = Instant::now();
         let run_id = namespace::new_run_id();
         let ns = namespace::create(&cluster.client, &run_id, options.ttl).await?;
-        let mut guard = namespace::NamespaceGuard::new(cluster.client.clone(), ns.clone());
+        let mut guard = namespace::NamespaceGuard::new(cluster.clone(), ns.clone());
         progress.note(&format!("namespace {ns}: {} client agents, {} server agents", usable.len(), options.servers));
         let template = manifests::AgentTemplate {
             image: options.image.clone(),
@@ -148,10 +148,10 @@ impl Session {
             let agents =
                 deploy::wait_ready(cluster, &ns, &usable, options.servers as usize, options.ready_timeout).await?;
             let ready_at = started.elapsed();
-            progress.phase("settle");
             let settled = if options.servers == 0 {
                 settle::Settled::default()
             } else {
+                progress.phase("settle");
                 settle::wait(cluster, &ns, &agents).await?
             };
             Ok((agents, settled, ready_at))

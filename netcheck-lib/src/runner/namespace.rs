@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::Cluster;
 use super::manifests::{self, EXPIRES_ANNOTATION, MANAGED_BY};
 use crate::{Error, Result};
 use k8s_openapi::api::core::v1::Namespace;
@@ -64,14 +65,14 @@ pub async fn collect_garbage(client: &kube::Client, all: bool) -> Result<Vec<Str
 
 /// Deletes the namespace when dropped unless disarmed: the last line of defence on panic.
 pub struct NamespaceGuard {
-    client: kube::Client,
+    cluster: Cluster,
     name: Option<String>,
 }
 
 impl NamespaceGuard {
     /// Guards `name`.
-    pub fn new(client: kube::Client, name: String) -> Self {
-        NamespaceGuard { client, name: Some(name) }
+    pub fn new(cluster: Cluster, name: String) -> Self {
+        NamespaceGuard { cluster, name: Some(name) }
     }
 
     /// Stops guarding (the namespace was deleted, or is kept on purpose).
@@ -83,12 +84,10 @@ impl NamespaceGuard {
 impl Drop for NamespaceGuard {
     fn drop(&mut self) {
         let Some(name) = self.name.take() else { return };
-        let client = self.client.clone();
-        // Drop cannot await and may run inside a runtime: delete from a helper thread with its own.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), delete(&client, &name)).await.ok() });
+        // Drop cannot await and may run inside the client's own runtime: a helper thread with a
+        // client and runtime of its own does the deletion.
+        self.cluster.block_on_own_client(move |client| async move {
+            tokio::time::timeout(Duration::from_secs(10), delete(&client, &name)).await.ok()
         });
-        let _ = handle.join();
     }
 }

@@ -50,7 +50,7 @@ fn a_healthy_service_passes_every_read_only_step() {
     assert_eq!(steps[1].summary, "selector app=web,tier=front matches 2 pods");
     assert_eq!(steps[4].evidence[0], "ready: 10.244.1.21:8080 (web-6d9f-a1), 10.244.2.22:8080 (web-6d9f-b2)");
     assert!(
-        steps[0].evidence.iter().any(|e| e.contains("Service port 80") && e.contains("pods' port 8080")),
+        steps[0].evidence.iter().any(|e| e.contains("Service port 80") && e.contains("port 8080 (targetPort)")),
         "{:?}",
         steps[0]
     );
