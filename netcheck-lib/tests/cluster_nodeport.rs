@@ -1,13 +1,16 @@
 //! NodePort, externalTrafficPolicy Local, session affinity, UDP and no-endpoint checks against a real
 //! cluster: a healthy cluster passes, and a node port dropped on one node fails exactly that node.
+//!
+//! Both tests use the harness's shared `agents` (deployed once for this binary); each fault is
+//! undone before the next test.
 
 mod common;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
-use netcheck::harness::cluster;
+use netcheck::harness::agents;
 use netcheck::runner::manifests::NODEPORT_SERVICE;
-use netcheck::runner::{Cluster, NoProgress};
+use netcheck::runner::{Cluster, NoProgress, Session};
 use netcheck::scenario::{self, Scenario};
 use netcheck::{CheckResult, Status};
 use rstest::rstest;
@@ -22,9 +25,9 @@ fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
 
 #[rstest]
 #[tokio::test]
-async fn healthy_cluster_passes_the_service_behaviour_checks(#[future] cluster: Option<Cluster>) {
-    let Some(cluster) = cluster.await else { return };
-    let session = common::session(&cluster).await;
+async fn healthy_cluster_passes_the_service_behaviour_checks(agents: Option<&'static Session>) {
+    let Some(session) = agents else { return };
+    let cluster = &session.cluster;
     let ids = [
         "nodeport/every-node",
         "nodeport/local-policy",
@@ -32,12 +35,11 @@ async fn healthy_cluster_passes_the_service_behaviour_checks(#[future] cluster: 
         "clusterip/udp",
         "service/no-endpoints",
     ];
-    let results = netcheck::checks::run(&session, &scenario(&ids), &NoProgress).await;
-    session.finish(false).await.unwrap();
+    let results = netcheck::checks::run(session, &scenario(&ids), &NoProgress).await;
 
     let bad: Vec<_> = results.iter().filter(|r| r.status != Status::Pass).collect();
     assert!(bad.is_empty(), "all pass on a healthy cluster: {bad:#?}");
-    let nodes = cluster_nodes(&cluster).await;
+    let nodes = cluster_nodes(cluster).await;
     // every client source plus the runner (the testbed's nodes are reachable from this machine)
     assert_eq!(of(&results, "nodeport/every-node").len(), (nodes + 1) * nodes, "source × target matrix");
     assert!(of(&results, "nodeport/every-node").iter().any(|r| r.subject.source_node.as_deref() == Some("runner")));
@@ -60,21 +62,20 @@ async fn cluster_nodes(cluster: &Cluster) -> usize {
 /// and the diagnosis places the fault on node-b itself.
 #[rstest]
 #[tokio::test]
-async fn dropped_node_port_is_placed_on_its_node(#[future] cluster: Option<Cluster>) {
-    let Some(cluster) = cluster.await else { return };
-    let session = common::session(&cluster).await;
+async fn dropped_node_port_is_placed_on_its_node(agents: Option<&'static Session>) {
+    let Some(session) = agents else { return };
+    let cluster = &session.cluster;
     let svc =
         Api::<Service>::namespaced(cluster.client.clone(), &session.namespace).get(NODEPORT_SERVICE).await.unwrap();
     let port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap().to_string();
     // Only packets for node-b's own address: node-b's pods still reach the other nodes' ports.
-    let nodes = netcheck::runner::inventory::nodes(&cluster).await.unwrap();
+    let nodes = netcheck::runner::inventory::nodes(cluster).await.unwrap();
     let node_b = nodes.iter().find(|n| n.name == "node-b").expect("the testbed has node-b");
     let node_b_ip = node_b.internal_ips[0].clone();
     let restore = common::drop_packets("node-b", &node_b_ip, "tcp", &port);
 
-    let results = netcheck::checks::run(&session, &scenario(&["nodeport/every-node"]), &NoProgress).await;
+    let results = netcheck::checks::run(session, &scenario(&["nodeport/every-node"]), &NoProgress).await;
     drop(restore);
-    session.finish(false).await.unwrap();
 
     let cells = of(&results, "nodeport/every-node");
     assert!(!cells.is_empty());
