@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: runs `netcheck run --scenario SCENARIO` (default quick) against the testbed RUNS times (default 3)
 # and prints wall time per phase; then the NodePort matrix with 1 and 2 target nodes, the DNS and readiness
-# figures of one `full` run, the agent image size and the agents' memory (RSS). Prints figures; asserts nothing.
+# figures of one `full` run, the wall time of `netcheck diagnose`, the agent image size and the agents' memory
+# (RSS). Prints figures; asserts nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${NETCHECK_TESTBED_STATE:-/var/lib/netcheck-testbed}
@@ -71,6 +72,14 @@ for x in r["results"]:
         figures = ", ".join(f"{k} {m.get(k)}" for k in ("rolloutMs", "requests", "failedRequests", "longestGapMs"))
         print(f"{c} from {node}: {figures} ({x['status']})")
 PY
+
+# diagnose on the API server's own Service: every active step (pod IP, ClusterIP, DNS) from every node.
+for i in 1 2 3; do
+  start=$(date +%s%N)
+  code=0
+  "$netcheck" diagnose service/kubernetes -n default -o json >"$out/diagnose.json" 2>/dev/null || code=$?
+  echo "diagnose service/kubernetes run $i: $(( ($(date +%s%N) - start) / 1000000 )) ms wall (exit $code)"
+done
 
 image=$root/target/netcheck-agent.tar
 [ -f "$image" ] && stat -c %s "$image" | awk '{printf "agent image: %d bytes (%.1f MB)\n", $1, $1 / 1e6}'

@@ -2,6 +2,8 @@
 //! injected on purpose (kube-proxy stopped on node-b and its rules flushed) lists the regressions
 //! and exits 1; the healthy run compared with itself exits 0.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -13,18 +15,9 @@ fn testbed(script: &str, args: &[&str]) {
     assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn cluster_available() -> bool {
-    let usable = std::env::var_os("KUBECONFIG").is_some_and(|p| std::path::Path::new(&p).exists());
-    if !usable {
-        assert_ne!(std::env::var("NETCHECK_REQUIRE_CLUSTER").as_deref(), Ok("1"), "no cluster (KUBECONFIG)");
-        eprintln!("skipped: no cluster (set KUBECONFIG)");
-    }
-    usable
-}
-
 #[test]
 fn a_fault_after_the_baseline_is_a_regression() {
-    if !cluster_available() {
+    if !common::cluster_available() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("netcheck-baseline-{}", std::process::id()));

@@ -1,19 +1,12 @@
 //! `netcheck diagnose` as a user runs it: the checklist on stdout (human and JSON), exit code 0 for a
 //! healthy Service, 1 for a broken link, 2 when it could not run.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn netcheck(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netcheck")).args(args).env_remove("RUST_LOG").output().expect("netcheck runs")
-}
-
-fn cluster_available() -> bool {
-    let usable = std::env::var_os("KUBECONFIG").is_some_and(|p| std::path::Path::new(&p).exists());
-    if !usable {
-        assert_ne!(std::env::var("NETCHECK_REQUIRE_CLUSTER").as_deref(), Ok("1"), "no cluster (KUBECONFIG)");
-        eprintln!("skipped: no cluster (set KUBECONFIG)");
-    }
-    usable
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -33,7 +26,7 @@ fn a_non_service_target_is_refused_before_connecting() {
 /// every node. Every link holds (the pod links do not apply).
 #[test]
 fn the_kubernetes_service_is_healthy_in_json() {
-    if !cluster_available() {
+    if !common::cluster_available() {
         return;
     }
     let out = netcheck(&["diagnose", "service/kubernetes", "-n", "default", "-o", "json", "--image", &image()]);
@@ -63,7 +56,7 @@ fn the_kubernetes_service_is_healthy_in_json() {
 
 #[test]
 fn a_missing_service_is_the_first_broken_link_and_exits_1() {
-    if !cluster_available() {
+    if !common::cluster_available() {
         return;
     }
     let out = netcheck(&["diagnose", "kubernets", "-n", "default", "--read-only"]);
@@ -78,7 +71,7 @@ fn a_missing_service_is_the_first_broken_link_and_exits_1() {
 
 #[test]
 fn an_unknown_port_is_bad_input() {
-    if !cluster_available() {
+    if !common::cluster_available() {
         return;
     }
     let out = netcheck(&["diagnose", "service/kubernetes", "-n", "default", "--port", "9999", "--read-only"]);

@@ -366,6 +366,11 @@ const DNS_TIMEOUT_MS: ParamSpec =
     millis("timeoutMs", 1, 60_000, 2_000, "How long one query may take before it counts as failed.");
 
 /// The check with this id.
+///
+/// ```
+/// assert!(netcheck::catalog::find("dns/headless").is_some());
+/// assert!(netcheck::catalog::find("dns/nope").is_none());
+/// ```
 pub fn find(id: &str) -> Option<&'static CheckSpec> {
     CHECKS.iter().find(|c| c.id == id)
 }

@@ -185,6 +185,15 @@ impl Params {
 
 impl Scenario {
     /// Parses and validates a scenario document; `file` names it in error messages.
+    ///
+    /// ```
+    /// use netcheck::scenario::Scenario;
+    /// let yaml = "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: mine}\nspec:\n  checks:\n    - id: clusterip/reachable\n      params: {requests: 5}\n";
+    /// let s = Scenario::from_yaml(yaml, "mine.yaml").unwrap();
+    /// assert_eq!(s.checks[0].params.int("requests"), 5);
+    /// let bad = Scenario::from_yaml(&yaml.replace("requests", "reqests"), "mine.yaml").unwrap_err();
+    /// assert!(bad.to_string().starts_with("mine.yaml:7:"), "{bad}");
+    /// ```
     pub fn from_yaml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         let raw: RawDocument = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file))?;
         Validator { file }.document(raw)
@@ -206,6 +215,12 @@ impl Scenario {
 
 /// A scenario of exactly these checks with default parameters (`--check ID`), in the order
 /// given; repeated ids are selected once.
+///
+/// ```
+/// let s = netcheck::scenario::from_check_ids(&["clusterip/reachable".to_string()]).unwrap();
+/// assert_eq!(s.checks[0].id, "clusterip/reachable");
+/// assert!(netcheck::scenario::from_check_ids(&["no/such".to_string()]).is_err());
+/// ```
 pub fn from_check_ids(ids: &[String]) -> Result<Scenario, ScenarioError> {
     let mut checks: Vec<SelectedCheck> = Vec::with_capacity(ids.len());
     for id in ids {
@@ -260,6 +275,13 @@ pub fn builtin(name: &str) -> Option<Scenario> {
 }
 
 /// A built-in scenario by name, else a scenario file by path.
+///
+/// ```
+/// let quick = netcheck::scenario::load("quick").unwrap();
+/// assert!(quick.checks.iter().any(|c| c.id == "lb/distribution"));
+/// let err = netcheck::scenario::load("/nonexistent/scenario.yaml").unwrap_err();
+/// assert!(err.to_string().contains("quick"), "the error lists the built-ins: {err}");
+/// ```
 pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
     if let Some(s) = builtin(name_or_path) {
         return Ok(s);

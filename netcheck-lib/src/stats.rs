@@ -31,6 +31,15 @@ pub struct Distribution {
 ///
 /// Returns `None` when there are fewer than 2 backends or no requests at all, because evenness
 /// means nothing there.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let even = BTreeMap::from([("a".to_string(), 100), ("b".to_string(), 100), ("c".to_string(), 100)]);
+/// assert!(netcheck::stats::evenness(&even).unwrap().p_value > 0.99);
+/// let skewed = BTreeMap::from([("a".to_string(), 280), ("b".to_string(), 10), ("c".to_string(), 10)]);
+/// let d = netcheck::stats::evenness(&skewed).unwrap();
+/// assert!(d.p_value < 0.001 && d.min_share_of_fair < 0.5);
+/// ```
 pub fn evenness(counts: &BTreeMap<String, u64>) -> Option<Distribution> {
     let k = counts.len();
     let total: u64 = counts.values().sum();
@@ -78,6 +87,12 @@ pub struct Percentiles {
 ///
 /// Nearest-rank always returns an observed sample, never an interpolated value, so a reported
 /// p99 is a latency that really happened. Returns `None` when there are no usable samples.
+///
+/// ```
+/// let p = netcheck::stats::percentiles(&[1.0, 2.0, 3.0, 4.0, 100.0]).unwrap();
+/// assert_eq!((p.p50, p.max), (3.0, 100.0));
+/// assert!(netcheck::stats::percentiles(&[]).is_none());
+/// ```
 pub fn percentiles(samples_ms: &[f64]) -> Option<Percentiles> {
     let mut sorted: Vec<f64> = samples_ms.iter().copied().filter(|s| !s.is_nan()).collect();
     if sorted.is_empty() {

@@ -108,7 +108,7 @@ async fn wait_until_ready(cluster: &Cluster, ns: &str, apps: &[&str], count: usi
             .iter()
             .filter(|p| {
                 let app = p.metadata.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str).unwrap_or_default();
-                apps.contains(&app) && netcheck::diagnose::read_only::is_ready(p)
+                apps.contains(&app) && netcheck::runner::deploy::pod_ready(p)
             })
             .count();
         let running =

@@ -18,32 +18,35 @@ use crate::runner::{Progress, Session};
 use crate::scenario::{Scenario, SelectedCheck};
 
 /// Runs the scenario's checks on a session and returns every result, in scenario order.
+///
+/// Each module's future is boxed: together they are large, and a debug build's test thread (2 MiB of
+/// stack) overflowed holding them inline.
 pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress) -> Vec<CheckResult> {
     let mut results = Vec::new();
     if scenario.checks.iter().any(|c| service_path::IDS.contains(&c.id)) {
         progress.note("probing the ClusterIP and pod IPs from every node");
-        results.extend(service_path::run(session, scenario).await);
+        results.extend(Box::pin(service_path::run(session, scenario)).await);
     }
     if scenario.checks.iter().any(|c| nodeport::IDS.contains(&c.id)) {
         progress.note("probing node ports on every node address");
-        results.extend(nodeport::run(session, scenario).await);
+        results.extend(Box::pin(nodeport::run(session, scenario)).await);
     }
     if scenario.checks.iter().any(|c| service_behaviour::IDS.contains(&c.id)) {
         progress.note("probing session affinity, UDP and a Service without endpoints");
-        results.extend(service_behaviour::run(session, scenario).await);
+        results.extend(Box::pin(service_behaviour::run(session, scenario)).await);
     }
     if scenario.checks.iter().any(|c| dns::IDS.contains(&c.id)) {
         progress.note("asking the cluster DNS from every node");
-        results.extend(dns::run(session, scenario).await);
+        results.extend(Box::pin(dns::run(session, scenario)).await);
     }
     // Last: it switches a server agent's readiness (and restores it).
     if scenario.checks.iter().any(|c| readiness::IDS.contains(&c.id)) {
         progress.note("switching a backend's readiness while every node sends traffic (about 20 s)");
-        results.extend(readiness::run(session, scenario).await);
+        results.extend(Box::pin(readiness::run(session, scenario)).await);
     }
     if scenario.checks.iter().any(|c| rollout::IDS.contains(&c.id)) {
         progress.note("rolling a Deployment of 3 agents while every node sends traffic");
-        results.extend(rollout::run(session, scenario).await);
+        results.extend(Box::pin(rollout::run(session, scenario)).await);
     }
     let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
     results.sort_by_key(order);

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::facts::Facts;
 use super::{ENDPOINTS, PODS_READY, SELECTOR, SERVICE, Step, StepStatus, TARGET_PORT};
+use crate::runner::deploy::pod_ready;
 use crate::{Error, Result};
 
 /// The read-only steps, in order, ending with the first broken one (if any).
@@ -39,7 +40,7 @@ pub fn walk(facts: &Facts, port: Option<&str>) -> Result<Vec<Step>> {
         return Ok(steps);
     }
     let selected: Vec<&Pod> = facts.pods.iter().filter(|p| matches(p, &selector)).collect();
-    let ready: Vec<&Pod> = selected.iter().copied().filter(|p| is_ready(p)).collect();
+    let ready: Vec<&Pod> = selected.iter().copied().filter(|p| pod_ready(p)).collect();
     let walkers: [&dyn Fn() -> Step; 4] = [
         &|| selector_step(facts, &selector, &selected),
         &|| pods_ready_step(&selected, &ready, &facts.events),
@@ -189,7 +190,7 @@ fn selector_step(facts: &Facts, selector: &BTreeMap<String, String>, selected: &
 }
 
 fn pods_ready_step(selected: &[&Pod], ready: &[&Pod], events: &[Event]) -> Step {
-    let not_ready: Vec<&&Pod> = selected.iter().filter(|p| !is_ready(p) && !is_finished(p)).collect();
+    let not_ready: Vec<&&Pod> = selected.iter().filter(|p| !pod_ready(p) && !is_finished(p)).collect();
     let evidence: Vec<String> =
         not_ready.iter().take(5).map(|p| format!("{}: {}", pod_name(p), not_ready_reason(p, events))).collect();
     let total = selected.iter().filter(|p| !is_finished(p)).count();
@@ -456,16 +457,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn matches(pod: &Pod, selector: &BTreeMap<String, String>) -> bool {
     let labels = pod.metadata.labels.as_ref();
     selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-}
-
-/// Ready condition True and not terminating.
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn is_finished(pod: &Pod) -> bool {

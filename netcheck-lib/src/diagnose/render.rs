@@ -6,6 +6,14 @@ use std::fmt::Write;
 use super::{Checklist, StepStatus};
 
 /// Renders the checklist; `color` adds ANSI colours (green pass, red fail, dim skip).
+///
+/// ```
+/// use netcheck::diagnose::{Checklist, Step, StepStatus, render};
+/// let steps = vec![Step::new("service", StepStatus::Fail, "no Service named web in namespace shop")];
+/// let checklist = Checklist::from_steps("shop", "web", false, steps);
+/// assert_eq!(checklist.first_broken.as_deref(), Some("service"));
+/// assert!(render::human(&checklist, false).contains("← first broken link"));
+/// ```
 pub fn human(checklist: &Checklist, color: bool) -> String {
     let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
     let mut out = String::new();

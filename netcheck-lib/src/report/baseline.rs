@@ -41,6 +41,17 @@ pub struct Regression {
 }
 
 /// Every regression of `current` against `baseline`.
+///
+/// ```
+/// use netcheck::report::{ClusterInfo, CheckResult, Report, Status, Subject};
+/// let result = |status| CheckResult::new("clusterip/reachable", status, Subject::from_node("node-a"), "20 of 20 answered");
+/// use netcheck::report::baseline::{Tolerance, compare};
+/// let before = Report::from_results("r1", "quick", ClusterInfo::default(), vec![result(Status::Pass)]);
+/// let after = Report::from_results("r2", "quick", ClusterInfo::default(), vec![result(Status::Fail)]);
+/// let regressions = compare(&before, &after, Tolerance::default());
+/// assert_eq!(regressions.len(), 1);
+/// assert!(compare(&before, &before, Tolerance::default()).is_empty());
+/// ```
 pub fn compare(baseline: &Report, current: &Report, tolerance: Tolerance) -> Vec<Regression> {
     let earlier = keyed(baseline);
     let mut regressions = Vec::new();

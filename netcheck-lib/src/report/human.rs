@@ -12,6 +12,14 @@ use super::model::{CheckResult, Report, Status};
 const KEY_MEASUREMENTS: &[&str] = &["p50Ms", "pValue", "convergenceMs"];
 
 /// Renders `report` for a terminal or a log; `color` adds ANSI colours to statuses.
+///
+/// ```
+/// use netcheck::report::{ClusterInfo, CheckResult, Report, Status, Subject};
+/// let result = |status| CheckResult::new("clusterip/reachable", status, Subject::from_node("node-a"), "20 of 20 answered");
+/// let report = Report::from_results("abc123", "quick", ClusterInfo::default(), vec![result(Status::Pass)]);
+/// let text = netcheck::report::human::render(&report, false);
+/// assert!(text.contains("clusterip/reachable") && text.contains("node-a"), "{text}");
+/// ```
 pub fn render(report: &Report, color: bool) -> String {
     let mut out = header(report);
     out.push('\n');

@@ -10,6 +10,15 @@ use super::model::Report;
 /// # Panics
 /// Never in practice: the model holds only strings, numbers, JSON values and string-keyed maps,
 /// which always serialise.
+///
+/// ```
+/// use netcheck::report::{ClusterInfo, CheckResult, Report, Status, Subject};
+/// let result = |status| CheckResult::new("clusterip/reachable", status, Subject::from_node("node-a"), "20 of 20 answered");
+/// let report = Report::from_results("abc123", "quick", ClusterInfo::default(), vec![result(Status::Fail)]);
+/// let text = netcheck::report::json::render(&report);
+/// assert!(text.contains(r#""schemaVersion": 1"#));
+/// assert_eq!(netcheck::report::json::parse(&text).unwrap(), report);
+/// ```
 pub fn render(report: &Report) -> String {
     let mut text = serde_json::to_string_pretty(report).expect("a report always serialises");
     text.push('\n');

@@ -11,6 +11,14 @@ use super::model::{CheckResult, Report, Status};
 /// # Panics
 /// Never in practice: writing to an in-memory buffer cannot fail, and quick-junit drops
 /// characters that XML cannot carry.
+///
+/// ```
+/// use netcheck::report::{ClusterInfo, CheckResult, Report, Status, Subject};
+/// let result = |status| CheckResult::new("clusterip/reachable", status, Subject::from_node("node-a"), "20 of 20 answered");
+/// let report = Report::from_results("abc123", "quick", ClusterInfo::default(), vec![result(Status::Fail)]);
+/// let xml = netcheck::report::junit::render(&report);
+/// assert!(xml.contains("<testsuite name=\"clusterip/reachable\"") && xml.contains("<failure"), "{xml}");
+/// ```
 pub fn render(report: &Report) -> String {
     let mut junit = JunitReport::new(format!("netcheck {}", report.scenario));
     junit.set_time(std::time::Duration::from_millis(report.duration_millis));

@@ -240,6 +240,14 @@ pub struct Report {
 
 impl Report {
     /// A report of `results`, started now, with no phases and a computed summary.
+    ///
+    /// ```should_panic
+    /// use netcheck::report::{ClusterInfo, CheckResult, Report, Status, Subject};
+    /// let failed = CheckResult::new("probe/http", Status::Fail, Subject::from_node("node-b"), "0 of 3 attempts got HTTP 200");
+    /// let report = Report::from_results("abc123", "probe", ClusterInfo::default(), vec![failed]);
+    /// assert_eq!((report.summary.fail, report.exit_code()), (1, 1));
+    /// report.assert_passed(); // panics with the human report
+    /// ```
     pub fn from_results(run_id: &str, scenario: &str, cluster: ClusterInfo, results: Vec<CheckResult>) -> Report {
         let mut report = Report {
             schema_version: SCHEMA_VERSION,

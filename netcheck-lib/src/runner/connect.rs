@@ -24,7 +24,7 @@ pub struct Cluster {
     pub client: kube::Client,
     /// The configuration the client was made from: code that must reach the API outside the
     /// client's runtime (a drop guard) makes a client of its own from it.
-    pub config: kube::Config,
+    pub config: std::sync::Arc<kube::Config>,
     /// API server URL.
     pub server: String,
     /// API server version (`v1.20.2`).
@@ -44,7 +44,7 @@ impl Cluster {
         &self,
         work: impl FnOnce(kube::Client) -> F + Send + 'static,
     ) -> Option<T> {
-        let config = self.config.clone();
+        let config = kube::Config::clone(&self.config);
         let helper = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async move {
@@ -84,7 +84,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
         Ok(Ok(info)) => info.git_version,
     };
     let has_endpoint_slices = client.list_api_group_resources("discovery.k8s.io/v1").await.is_ok();
-    Ok(Cluster { client, config, server, version, has_endpoint_slices })
+    Ok(Cluster { client, config: std::sync::Arc::new(config), server, version, has_endpoint_slices })
 }
 
 async fn load_config(options: &ConnectOptions) -> Result<kube::Config> {

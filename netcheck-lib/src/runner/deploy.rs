@@ -192,7 +192,8 @@ fn fatal_event(event: &Event) -> Option<Error> {
     Some(Error::Deploy { object, reason: format!("FailedCreate: {}", event.message.clone().unwrap_or_default()) })
 }
 
-fn pod_ready(pod: &Pod) -> bool {
+/// Whether the pod's Ready condition is True and it is not terminating.
+pub fn pod_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
             .status
