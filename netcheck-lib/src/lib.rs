@@ -18,6 +18,8 @@ pub mod protocol;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+#[cfg(test)]
+mod schema_walk;
 pub mod stats;
 
 pub use error::{Error, Result};

@@ -228,6 +228,30 @@ mod tests {
     }
 
     #[test]
+    fn the_json_form_matches_its_documented_schema() {
+        use crate::schema_walk::{conformance, declared_properties};
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/checklist-schema.json")).expect("schema is JSON");
+        let steps = vec![
+            Step::new(SERVICE, StepStatus::Pass, "ok").with_evidence(["selector app=web".to_string()]),
+            Step::new(SELECTOR, StepStatus::Fail, "matches nothing").with_fix("relabel"),
+        ];
+        let broken = serde_json::to_value(Checklist::from_steps("shop", "web", false, steps)).unwrap();
+        let walk = conformance(&schema, &broken);
+        assert_eq!(walk.problems, Vec::<String>::new());
+        assert_eq!(walk.seen, declared_properties(&schema), "the sample uses every declared field");
+        let healthy = serde_json::to_value(Checklist::from_steps("shop", "web", true, vec![])).unwrap();
+        assert_eq!(conformance(&schema, &healthy).problems, Vec::<String>::new());
+        let mut wrong = healthy.clone();
+        wrong["steps"][0]["status"] = "passed".into();
+        wrong["firstBroken"] = 3.into();
+        assert_eq!(
+            conformance(&schema, &wrong).problems,
+            ["/firstBroken: 3 is not of type string or null", "/steps/0/status: \"passed\" not in enum"]
+        );
+    }
+
+    #[test]
     fn a_read_only_walk_without_a_broken_link_passes_and_says_what_it_left_out() {
         let c = Checklist::from_steps("shop", "web", true, vec![Step::new(SERVICE, StepStatus::Pass, "ok")]);
         assert_eq!(c.first_broken, None);
