@@ -359,6 +359,9 @@ async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         Err(e @ Error::Api { .. }) if e.to_string().contains("forbidden") => {
             return fail(&format!("{e}\n  → --read-only runs only the steps that create nothing"));
         }
+        Err(e @ Error::Timeout { .. }) => {
+            return fail(&format!("{e}\n  → raise --timeout, or --read-only to skip the probes that need agents"));
+        }
         Err(e) => return fail_error(&e),
     };
     match args.output {
