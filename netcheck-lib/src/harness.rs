@@ -3,7 +3,9 @@
 //!
 //! - [`agents`]: agents deployed **once per test binary** and shared by its tests (a client on every
 //!   node and the server agents); the namespace is deleted when the test binary exits. Use it to
-//!   probe your own Service ([`crate::probe`]) or to run checks ([`check`]).
+//!   run checks ([`check`]) or probe your own Service.
+//! - [`clients`]: the same, with client agents only: lighter, for probing your own Service
+//!   ([`http_ok`], [`crate::probe`]).
 //! - [`cluster`]: just the connection; [`run_checks`] and [`run_scenario`] then deploy and remove
 //!   agents per call.
 //!
@@ -14,14 +16,14 @@
 //! Asserting that your Service answers, from every node:
 //!
 //! ```no_run
-//! use netcheck::harness::agents;
+//! use netcheck::harness::clients;
 //! use rstest::rstest;
 //!
 //! #[rstest]
 //! #[tokio::test]
-//! async fn my_service_answers(agents: Option<&'static netcheck::runner::Session>) {
-//!     let Some(agents) = agents else { return };
-//!     netcheck::harness::http_ok(agents, "http://my-svc.my-ns:8080/healthz").await.assert_passed();
+//! async fn my_service_answers(clients: Option<&'static netcheck::runner::Session>) {
+//!     let Some(clients) = clients else { return };
+//!     netcheck::harness::http_ok(clients, "http://my-svc.my-ns:8080/healthz").await.assert_passed();
 //! }
 //! ```
 //!
@@ -79,11 +81,14 @@ enum Shared {
     Failed(String),
 }
 
-static SHARED: OnceLock<Shared> = OnceLock::new();
+/// The shared sessions: full agents, and client agents only.
+static AGENTS: OnceLock<Shared> = OnceLock::new();
+static CLIENTS: OnceLock<Shared> = OnceLock::new();
 
-/// netcheck's agents, deployed once per test binary (with [`agent_image`]) and shared by every test
-/// that takes this fixture; their namespace is deleted when the binary exits (and carries an expiry
-/// for `netcheck gc` should the process be killed). `None` means: no cluster, skip.
+/// netcheck's agents (a client on every usable node and 3 server agents), deployed once per test
+/// binary with [`agent_image`] and shared by every test that takes this fixture; their namespace is
+/// deleted when the binary exits (and carries an expiry for `netcheck gc` should the process be
+/// killed). `None` means: no cluster, skip. Use it to run netcheck's checks ([`check`]).
 ///
 /// The session's client is made on a runtime of its own that lives as long as the binary, so the
 /// tests' runtimes, each gone when its test ends, can all use it.
@@ -93,14 +98,28 @@ static SHARED: OnceLock<Shared> = OnceLock::new();
 /// and [`REQUIRE_CLUSTER_ENV`] is `1`.
 #[fixture]
 pub fn agents() -> Option<&'static Session> {
-    match SHARED.get_or_init(deploy_shared) {
+    shared(&AGENTS, 3)
+}
+
+/// Like [`agents`], but only the client agents, one per usable node: lighter and faster to deploy,
+/// for tests that probe their own Services ([`http_ok`], [`crate::probe`]) and run no netcheck check.
+///
+/// # Panics
+/// As [`agents`].
+#[fixture]
+pub fn clients() -> Option<&'static Session> {
+    shared(&CLIENTS, 0)
+}
+
+fn shared(cell: &'static OnceLock<Shared>, servers: i32) -> Option<&'static Session> {
+    match cell.get_or_init(|| deploy_shared(servers)) {
         Shared::Ready(session) => Some(session),
         Shared::NoCluster(why) => skip_or_panic(why),
         Shared::Failed(why) => panic!("netcheck could not deploy its agents: {why}"),
     }
 }
 
-fn deploy_shared() -> Shared {
+fn deploy_shared(servers: i32) -> Shared {
     let (started_tx, started_rx) = mpsc::channel();
     let spawned = std::thread::Builder::new().name("netcheck-harness".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
@@ -111,7 +130,7 @@ fn deploy_shared() -> Shared {
             let shared = match runner::connect(&ConnectOptions::default()).await {
                 Err(e) => Shared::NoCluster(e.to_string()),
                 Ok(cluster) => {
-                    let options = SessionOptions { image: agent_image(), ..Default::default() };
+                    let options = SessionOptions { image: agent_image(), servers, ..Default::default() };
                     match Session::start(&cluster, options, &NoProgress).await {
                         Ok(session) => Shared::Ready(Box::new(session)),
                         Err(e) => Shared::Failed(e.to_string()),
@@ -128,20 +147,23 @@ fn deploy_shared() -> Shared {
     }
     let shared = started_rx.recv().unwrap_or_else(|_| Shared::Failed("the harness thread ended".into()));
     if matches!(shared, Shared::Ready(_)) {
-        // SAFETY: registers a plain `extern "C" fn` without arguments, as atexit requires.
-        unsafe { libc::atexit(delete_shared_namespace) };
+        // SAFETY: registers a plain `extern "C" fn` without arguments, as atexit requires. Both
+        // sessions may register; the handler deletes whichever exist, and deleting twice is harmless.
+        unsafe { libc::atexit(delete_shared_namespaces) };
     }
     shared
 }
 
-/// Runs at process exit: deletes the shared namespace with a client of its own (the tests'
-/// runtimes, on which pooled connections lived, are gone), waiting at most 30 s.
-extern "C" fn delete_shared_namespace() {
-    let Some(Shared::Ready(session)) = SHARED.get() else { return };
-    let namespace = session.namespace.clone();
-    session.cluster.block_on_own_client(move |client| async move {
-        tokio::time::timeout(Duration::from_secs(30), runner::namespace::delete(&client, &namespace)).await.ok()
-    });
+/// Runs at process exit: deletes the shared namespaces with a client of their own (the tests'
+/// runtimes, on which pooled connections lived, are gone), waiting at most 30 s each.
+extern "C" fn delete_shared_namespaces() {
+    for cell in [&AGENTS, &CLIENTS] {
+        let Some(Shared::Ready(session)) = cell.get() else { continue };
+        let namespace = session.namespace.clone();
+        session.cluster.block_on_own_client(move |client| async move {
+            tokio::time::timeout(Duration::from_secs(30), runner::namespace::delete(&client, &namespace)).await.ok()
+        });
+    }
 }
 
 /// From every client agent of `session`, GETs of `url` must answer HTTP 200 (see
