@@ -466,6 +466,8 @@ pub fn judge_dns(questions: &Questions, answers: &BTreeMap<String, std::result::
     let mut nx = 0;
     let mut total = 0;
     let mut short_only = true;
+    let mut failing_nodes = BTreeSet::new();
+    let mut reporting = 0;
     for (node, result) in answers {
         let attempts = match result {
             Ok(a) => a,
@@ -474,6 +476,7 @@ pub fn judge_dns(questions: &Questions, answers: &BTreeMap<String, std::result::
                 continue;
             }
         };
+        reporting += 1;
         for (i, (query, expected)) in questions.queries.iter().enumerate() {
             total += 1;
             let key = query.key();
@@ -498,6 +501,7 @@ pub fn judge_dns(questions: &Questions, answers: &BTreeMap<String, std::result::
             if i == 0 {
                 short_only = false;
             }
+            failing_nodes.insert(node.as_str());
             wrong.push(format!(
                 "{node}: {} {} — expected {}, got {got}",
                 query.record_type,
@@ -516,7 +520,12 @@ pub fn judge_dns(questions: &Questions, answers: &BTreeMap<String, std::result::
     let summary = format!("{failed} of {total} name lookups give the wrong answer");
     evidence.splice(0..0, wrong);
     let step = Step::new(DNS, StepStatus::Fail, summary).with_evidence(evidence);
-    let fix = if timeouts == failed {
+    let fix = if timeouts == failed && failing_nodes.len() < reporting {
+        let nodes = failing_nodes.iter().copied().collect::<Vec<_>>().join(", ");
+        format!(
+            "only {nodes} get no DNS answer while the other nodes do: the path from {nodes} to the cluster DNS (kube-proxy's rules there for the kube-dns ClusterIP)"
+        )
+    } else if timeouts == failed {
         "the cluster DNS does not answer: check the DNS pods (kube-system, k8s-app=kube-dns) and that the kube-dns Service reaches them".to_string()
     } else if short_only {
         "the full name resolves but the short form does not: the search path in the pods' /etc/resolv.conf (kubelet's --cluster-domain)".to_string()
@@ -684,6 +693,19 @@ mod tests {
         let step = judge_dns(&questions, &stale);
         assert_eq!(step.summary, "2 of 2 name lookups give the wrong answer");
         assert!(step.fix.unwrap().contains("stale or wrong"));
+
+        let mut one_node_silent = good.clone();
+        one_node_silent.insert(
+            "node-b".to_string(),
+            Ok(vec![answer("web.shop.svc.cluster.local.", Outcome::Timeout), answer("web.shop", Outcome::Timeout)]),
+        );
+        let step = judge_dns(&questions, &one_node_silent);
+        assert_eq!(step.summary, "2 of 4 name lookups give the wrong answer");
+        assert!(
+            step.fix.unwrap().starts_with("only node-b get no DNS answer"),
+            "{:?}",
+            judge_dns(&questions, &one_node_silent)
+        );
     }
 
     #[test]
