@@ -57,6 +57,7 @@ async fn http_from_every_client(
     target: &str,
     attempts: u32,
     timeout_ms: u64,
+    interval_ms: u64,
 ) -> Vec<(String, Result<Vec<Attempt>, OrderFailure>)> {
     let per_client = session.agents.clients.iter().map(|(node, agent): (&String, &AgentPod)| {
         let probe = HttpProbe {
@@ -65,10 +66,11 @@ async fn http_from_every_client(
             attempts,
             concurrency: 4,
             timeout_ms,
-            interval_ms: 0,
+            interval_ms,
             any_server: false,
         };
-        let deadline = Duration::from_millis(timeout_ms * (attempts as u64).div_ceil(4) + 15_000);
+        let deadline =
+            Duration::from_millis(timeout_ms * (attempts as u64).div_ceil(4) + interval_ms * attempts as u64 + 15_000);
         async move {
             let r =
                 orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline).await;
@@ -87,8 +89,8 @@ async fn affinity(session: &Session, requests: u32) -> Vec<CheckResult> {
     let sticky_target = format!("{sticky_ip}:{ECHO_HTTP_PORT}");
     let spread_target = format!("{spread_ip}:{ECHO_HTTP_PORT}");
     let (sticky, spread) = tokio::join!(
-        http_from_every_client(session, &sticky_target, requests, 2000),
-        http_from_every_client(session, &spread_target, requests, 2000),
+        http_from_every_client(session, &sticky_target, requests, 2000, 0),
+        http_from_every_client(session, &spread_target, requests, 2000, 0),
     );
     let servers = session.agents.servers.len();
     sticky
@@ -173,6 +175,10 @@ fn judge_udp(subject: Subject, attempts: &[Attempt]) -> CheckResult {
         .measure("loss", (loss * 1000.0).round() / 1000.0)
 }
 
+/// Time between the attempts of `service/no-endpoints`: the kernel's ICMP rate limit refills one token
+/// a second per destination.
+const REFUSAL_SPACING_MS: u64 = 1000;
+
 async fn no_endpoints(session: &Session, prompt: Duration) -> Vec<CheckResult> {
     let ip = match cluster_ip(session, EMPTY_SERVICE).await {
         Ok(ip) => ip,
@@ -180,7 +186,9 @@ async fn no_endpoints(session: &Session, prompt: Duration) -> Vec<CheckResult> {
     };
     let target = format!("{ip}:{ECHO_HTTP_PORT}");
     let timeout_ms = (prompt.as_millis() as u64).max(1) * 3;
-    http_from_every_client(session, &target, 3, timeout_ms)
+    // kube-proxy refuses with an ICMP error, and the kernel rate-limits those per destination (a token
+    // a second, net.ipv4.icmp_ratelimit): attempts a second apart are each refused, a burst may not be.
+    http_from_every_client(session, &target, 3, timeout_ms, REFUSAL_SPACING_MS)
         .await
         .into_iter()
         .map(|(node, r)| {
@@ -201,6 +209,11 @@ fn judge_no_endpoints(subject: Subject, attempts: &[Attempt], prompt: Duration) 
     let pass = refused_fast == attempts.len() && !attempts.is_empty();
     let message = if pass {
         format!("refused at once ({} attempts, slowest {slowest_ms:.1} ms)", attempts.len())
+    } else if refused_fast > 0 && labels.iter().all(|l| matches!(*l, "refused" | "timeout")) {
+        format!(
+            "expected an immediate refusal; got {} (slowest {slowest_ms:.0} ms): some refusals were lost, as when the node's kernel rate-limits the ICMP errors kube-proxy's REJECT sends (net.ipv4.icmp_ratelimit)",
+            labels.iter().copied().collect::<Vec<_>>().join(", ")
+        )
     } else {
         format!(
             "expected an immediate refusal; got {} (slowest {slowest_ms:.0} ms)",
@@ -263,5 +276,9 @@ mod tests {
         assert!(r.message.contains("timeout"), "{}", r.message);
         let late_refusal = [ended(Outcome::Refused, 2_000_000, 0)];
         assert_eq!(judge_no_endpoints(Subject::default(), &late_refusal, prompt).status, Status::Fail);
+        let lost = [ended(Outcome::Refused, 300, 0), ended(Outcome::Timeout, 3_000_000, 0)];
+        let r = judge_no_endpoints(Subject::default(), &lost, prompt);
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.message.contains("icmp_ratelimit"), "{}", r.message);
     }
 }
