@@ -146,8 +146,7 @@ fn judge(check: &str, subject: Subject, attempts: &[Attempt], wanted: &Outcome, 
         CheckResult::new(check, Status::Fail, subject, message).compare(wanted_text, observed)
     };
     if let Some(p) = stats::percentiles(&latencies) {
-        result =
-            result.measure("p50Ms", (p.p50 * 100.0).round() / 100.0).measure("maxMs", (p.max * 100.0).round() / 100.0);
+        result = result.measure("p50Ms", stats::round2(p.p50)).measure("maxMs", stats::round2(p.max));
     }
     result.measure("attempts", attempts.len()).measure("succeeded", good)
 }

@@ -114,6 +114,11 @@ fn nearest_rank(sorted: &[f64], p: usize) -> f64 {
     sorted[rank.min(n) - 1]
 }
 
+/// Rounds to two decimals, as reports show milliseconds.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

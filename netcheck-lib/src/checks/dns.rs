@@ -26,6 +26,7 @@ use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{Session, settle};
 use crate::scenario::Scenario;
 use crate::stats;
+use crate::stats::round2;
 
 /// Check ids answered by this module.
 pub const IDS: &[&str] =
@@ -352,10 +353,6 @@ fn observed(attempts: &[&Attempt]) -> String {
         *counts.entry(text).or_insert(0) += 1;
     }
     counts.iter().map(|(t, c)| format!("{t} ×{c}")).collect::<Vec<_>>().join("; ")
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// When no PTR question got any answer but NXDOMAIN or an empty one, the server does not serve PTR

@@ -221,7 +221,7 @@ fn judge_no_endpoints(subject: Subject, attempts: &[Attempt], prompt: Duration) 
         )
     };
     CheckResult::new(NO_ENDPOINTS, if pass { Status::Pass } else { Status::Fail }, subject, message)
-        .measure("slowestMs", (slowest_ms * 100.0).round() / 100.0)
+        .measure("slowestMs", crate::stats::round2(slowest_ms))
 }
 
 #[cfg(test)]

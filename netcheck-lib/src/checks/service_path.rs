@@ -16,6 +16,7 @@ use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{AgentPod, Session};
 use crate::scenario::Scenario;
 use crate::stats;
+use crate::stats::round2;
 
 /// Check ids answered by this module.
 pub const IDS: &[&str] = &[REACHABLE, ALL_BACKENDS, DISTRIBUTION, POD_DIRECT];
@@ -211,10 +212,6 @@ fn reachable(subject: Subject, attempts: &[Attempt], ev: &PathEvidence, all: &[P
         result.diagnosis = Some(diagnosis::service_failure(ev, all));
     }
     result
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 fn pod_label(ip: &str, servers: &[AgentPod], endpoints: &[EndpointAddress]) -> String {

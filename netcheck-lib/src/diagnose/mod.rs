@@ -192,8 +192,9 @@ pub async fn diagnose(cluster: &Cluster, options: &DiagnoseOptions, progress: &d
     progress.phase("read");
     let facts = facts::gather(cluster, &options.namespace, &options.service).await?;
     let mut steps = read_only::walk(&facts, options.port.as_deref())?;
+    // A missing Service is a broken `service` step, so past this point the Service exists.
     let broken = steps.iter().any(|s| s.status == StepStatus::Fail);
-    if !broken && !options.read_only && facts.service.is_some() {
+    if !broken && !options.read_only {
         progress.phase("deploy");
         let session_options = SessionOptions { servers: 0, ..options.session.clone() };
         let session = runner::interruptible(Session::start(cluster, session_options, progress)).await?;
