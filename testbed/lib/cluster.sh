@@ -17,7 +17,7 @@ source "$TESTBED_DIR/lib/dns.sh"
 # Every daemon the testbed starts, in start order.
 all_components() {
   local node
-  echo etcd kube-apiserver kube-controller-manager kube-scheduler unbound dns-sync
+  echo etcd kube-apiserver kube-controller-manager kube-scheduler
   for node in "${NODES[@]}"; do echo "containerd-$node" "kubelet-$node" "kube-proxy-$node"; done
 }
 
@@ -38,10 +38,19 @@ cluster_healthy() {
   local c node
   for c in $(all_components); do running_pid "$c" >/dev/null || return 1; done
   for node in "${NODES[@]}"; do node_ready "$node" >/dev/null 2>&1 || return 1; done
+  coredns_all_ready "$DNS_REPLICAS"
 }
 
+# The version the control plane runs (kube-apiserver's), empty when none is set up.
+cluster_version() { component_version kube-apiserver 2>/dev/null; }
+
+# bring_up VERSION PROXY_MODE
+
 bring_up() {
+  local version=$1 mode=$2
   mkdir -p "$TB" "$TB/pids" "$TB/logs"
+  point_cluster "$version"
+  echo "$mode" >"$TB/proxy-mode"
   install_blackholes
   verify_blackholes
   setup_bridge
@@ -54,8 +63,6 @@ bring_up() {
   save_host_sysctls
   start_control_plane || return 1
   for node in "${NODES[@]}"; do start_node "$node" || return 1; done
-  start_dns_server || return 1
-  apply_kube_dns_service
   for node in "${NODES[@]}"; do
     wait_for "$node to register" 60 "kubelet-$node" node_registered "$node" || return 1
     patch_pod_cidr "$node"
@@ -63,6 +70,10 @@ bring_up() {
   for node in "${NODES[@]}"; do
     wait_for "$node to be Ready" 60 "kubelet-$node" node_ready "$node" || return 1
   done
+  start_coredns || return 1
+  # Network safety again, now that every route is in place.
+  verify_blackholes
+  for node in "${NODES[@]}"; do verify_no_default_route "$node"; done
 }
 
 tear_down() {
@@ -72,7 +83,7 @@ tear_down() {
     node_daemons+=("kube-proxy-$node" "kubelet-$node")
     containerds+=("containerd-$node")
   done
-  stop_daemons dns-sync unbound kube-scheduler kube-controller-manager "${node_daemons[@]}"
+  stop_daemons kube-scheduler kube-controller-manager "${node_daemons[@]}"
   for node in "${NODES[@]}"; do kill_node_containers "$node"; done
   kill_leftover_shims
   stop_daemons "${containerds[@]}"
@@ -87,6 +98,6 @@ tear_down() {
   teardown_net
   restore_host_sysctls
   # State of this cluster instance; pki and logs stay for the next start and for post-mortems.
-  rm -rf "$TB/etcd" "$TB/unbound" "$TB/pids" "$TB/ns"
+  rm -rf "$TB/etcd" "$TB/pids" "$TB/ns" "$RUN_BIN" "$TB/proxy-mode"
   for node in "${NODES[@]}"; do rm -rf "${TB:?}/$node"; done
 }

@@ -90,7 +90,7 @@ wait_for() {
   done
 }
 
-kubectl_tb() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+kubectl_tb() { "$RUN_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
 # Runs CMD inside NODE's network, mount and UTS namespaces (never `ip netns exec`: it remounts /sys
 # and gives each process a private mount namespace, hiding kubelet's volume mounts from containerd).

@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # Fault injection: stop and start single components of a running testbed.
 
-COMPONENT_USAGE="components: kube-proxy NODE | kubelet NODE | containerd NODE | kube-controller-manager | kube-scheduler | dns"
+COMPONENT_USAGE="components: kube-proxy NODE | kubelet NODE | containerd NODE | kube-controller-manager | kube-scheduler | dns [NODE]"
 
-# component_daemons COMPONENT [NODE] — the PID-file names behind a component.
-component_daemons() {
+# component_daemon COMPONENT [NODE] — the PID-file name behind a component (none for CoreDNS, which
+# runs as pods).
+component_daemon() {
   local component=$1 node=${2:-}
   case "$component" in
     kube-proxy | kubelet | containerd)
@@ -13,7 +14,43 @@ component_daemons() {
       echo "$component-$node"
       ;;
     kube-controller-manager | kube-scheduler) echo "$component" ;;
-    dns) echo unbound ;;
+    dns)
+      [ -z "$node" ] || node_known "$node" || die "unknown node '$node' (nodes: ${NODES[*]})"
+      ;;
     *) die "unknown component '$component'; $COMPONENT_USAGE" ;;
   esac
+}
+
+# stop_component COMPONENT [NODE]. `dns` scales CoreDNS to zero (the Service loses its endpoints);
+# `dns NODE` freezes the replica on NODE (it stops answering, silently).
+stop_component() {
+  local component=$1 node=${2:-} d
+  d=$(component_daemon "$@")
+  case "$component" in
+    dns)
+      if [ -n "$node" ]; then freeze_coredns_on "$node" pause; else stop_coredns; fi
+      ;;
+    *) stop_daemon "$d" ;;
+  esac
+  log "stopped $component${node:+ on $node}"
+}
+
+start_component() {
+  local component=$1 node=${2:-} d
+  d=$(component_daemon "$@")
+  case "$component" in
+    kube-proxy) start_kube_proxy "$node" ;;
+    kubelet) start_kubelet "$node" ;;
+    containerd) start_containerd "$node" ;;
+    kube-controller-manager) start_controller_manager ;;
+    kube-scheduler) start_scheduler ;;
+    dns)
+      if [ -n "$node" ]; then freeze_coredns_on "$node" resume; else start_coredns; fi
+      ;;
+  esac
+  if [ -n "$d" ]; then
+    sleep 0.3
+    running_pid "$d" >/dev/null || { show_log_tail "$d"; die "$d did not stay up"; }
+  fi
+  log "started $component${node:+ on $node}"
 }

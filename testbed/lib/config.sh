@@ -3,16 +3,26 @@
 # Testbed settings. Every name, path, address and range the testbed uses is defined here, once.
 # Override with environment variables; the defaults match ../shared/testbed-notes.md.
 
-K8S_VERSION=${NETCHECK_K8S_VERSION:-1.20.2}
-# Debian bookworm source package that carries that upstream tree (vendored dependencies).
-K8S_DEB_SOURCE=kubernetes
-K8S_DEB_VERSION=${NETCHECK_K8S_DEB_VERSION:-1.20.5+really1.20.2-1.1+deb12u1}
-GO_ROOT=${NETCHECK_GO_ROOT:-/usr/lib/go-1.19}
+# The default cluster version, and the version the upgrade test starts from (the newest of the minor
+# before). Both are built from the module k8s.io/kubernetes through the Go module proxy.
+DEFAULT_K8S_VERSION=${NETCHECK_K8S_VERSION:-1.36.3}
+UPGRADE_FROM_VERSION=${NETCHECK_K8S_UPGRADE_FROM:-1.35.4}
+# The versions kubeadm v1.36 ships with; both build from their own Go modules.
+COREDNS_VERSION=1.14.2
+ETCD_VERSION=3.6.8
+GO_PROXY_URL=${NETCHECK_GO_PROXY:-https://proxy.golang.org}
 
 CACHE_ROOT=${NETCHECK_TESTBED_CACHE:-/var/cache/netcheck-testbed}
-CACHE_DIR=$CACHE_ROOT/k8s-$K8S_VERSION
-BIN_DIR=$CACHE_DIR/bin
 TB=${NETCHECK_TESTBED_STATE:-/var/lib/netcheck-testbed}
+# Binaries of one Kubernetes version, as testbed/build leaves them.
+k8s_cache_bin() { echo "$CACHE_ROOT/k8s-$1/bin"; }
+ETCD_BIN=$CACHE_ROOT/etcd-$ETCD_VERSION/bin/etcd
+COREDNS_BIN=$CACHE_ROOT/coredns-$COREDNS_VERSION/bin/coredns
+PAUSE_BIN=$CACHE_ROOT/pause/bin/pause
+IMAGES_DIR=$CACHE_ROOT/images
+# What the running cluster runs: one symlink per component (and per node for kubelet and kube-proxy)
+# into the cache. `up` points them at one version; `upgrade` swaps them one component at a time.
+RUN_BIN=$TB/bin
 
 # Network layout. The host reaches everything through the bridge; node namespaces never get a default route.
 BRIDGE=${NETCHECK_TB_BRIDGE:-tbbr0}
@@ -34,11 +44,12 @@ declare -A NODE_POD_CIDR=([node-a]=10.244.1.0/24 [node-b]=10.244.2.0/24)
 declare -A NODE_POD_GW=([node-a]=10.244.1.1 [node-b]=10.244.2.1)
 declare -A NODE_VETH=([node-a]=tb-a [node-b]=tb-b)
 
-PAUSE_IMAGE=k8s.gcr.io/pause:3.4
-AGNHOST_IMAGE=k8s.gcr.io/e2e-test-images/agnhost:2.21
+PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
+AGNHOST_IMAGE=registry.k8s.io/e2e-test-images/agnhost:2.63
+COREDNS_IMAGE=registry.k8s.io/coredns/coredns:v$COREDNS_VERSION
 
 KUBECONFIG_ADMIN=$TB/kubeconfig
 PKI=$TB/pki
 
-# Binaries the build produces (all land in $BIN_DIR).
+# Binaries the Kubernetes build produces (all land in the version's cache bin directory).
 K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)

@@ -1,110 +1,186 @@
 # shellcheck shell=bash
-# Cluster DNS: unbound on the host bridge serving auth-zones that netcheck-testbed-dns (Rust, in this
-# workspace) rewrites from Services, Endpoints and Pods. It is reachable as the Service kube-system/kube-dns.
+# Cluster DNS: CoreDNS as kubeadm and kind deploy it (a Deployment in kube-system behind the Service
+# kube-dns), with one change: names outside the cluster's zones are answered NXDOMAIN here instead of
+# forwarded, so that no query ever leaves the machine.
 
-DNS_SYNC_BIN=${NETCHECK_TESTBED_DNS_BIN:-$TESTBED_DIR/../target/release/netcheck-testbed-dns}
+DNS_REPLICAS=${#NODES[@]}
 
-build_dns_sync() {
-  [ -x "$DNS_SYNC_BIN" ] && [ -z "${NETCHECK_TESTBED_REBUILD_DNS:-}" ] && return 0
-  log "building netcheck-testbed-dns"
-  (cd "$TESTBED_DIR/.." && cargo build --quiet --release -p testbed-dns)
-}
-
-write_unbound_config() {
-  local u=$TB/unbound
-  mkdir -p "$u"
-  cat >"$u/unbound.conf" <<CFG
-server:
-  username: ""
-  chroot: ""
-  directory: "$u"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 1
-  interface: $HOST_IP
-  port: 53
-  do-ip6: no
-  access-control: 0.0.0.0/0 refuse
-  access-control: 127.0.0.0/8 allow
-  access-control: $NODE_NET_BLACKHOLE allow
-  access-control: $POD_CIDR allow
-  # never recurse and never talk to the internet: every name outside the cluster zones is NXDOMAIN
-  do-not-query-localhost: yes
-  outgoing-interface: 127.0.0.1
-  module-config: "iterator"
-  local-zone: "." static
-  local-zone: "$CLUSTER_DOMAIN." transparent
-  local-zone: "in-addr.arpa." transparent
-  local-zone: "10.in-addr.arpa." nodefault
-  num-threads: 1
-auth-zone:
-  name: "$CLUSTER_DOMAIN."
-  zonefile: "$u/$CLUSTER_DOMAIN.zone"
-  for-downstream: yes
-  for-upstream: no
-  fallback-enabled: no
-auth-zone:
-  name: "in-addr.arpa."
-  zonefile: "$u/in-addr.arpa.zone"
-  for-downstream: yes
-  for-upstream: no
-  fallback-enabled: no
-remote-control:
-  control-enable: yes
-  control-interface: "$u/control.sock"
-  control-use-cert: no
-CFG
-}
-
-dns_sync_args() {
-  echo --kubeconfig "$TB/dns-sync.kubeconfig" --zone-dir "$TB/unbound" --unbound-conf "$TB/unbound/unbound.conf" \
-    --domain "$CLUSTER_DOMAIN" --ns-address "$HOST_IP"
-}
-
-unbound_ready() { unbound-control -c "$TB/unbound/unbound.conf" status; }
-
-start_dns_server() {
-  write_unbound_config
-  # seed the zones before unbound loads them
-  # shellcheck disable=SC2046
-  "$DNS_SYNC_BIN" $(dns_sync_args) --once >>"$TB/logs/dns-sync.log" 2>&1
-  start_daemon unbound unbound -d -c "$TB/unbound/unbound.conf"
-  wait_for "unbound" 20 unbound unbound_ready || return 1
-  # shellcheck disable=SC2046
-  start_daemon dns-sync "$DNS_SYNC_BIN" $(dns_sync_args)
-}
-
-stop_dns_server() {
-  stop_daemon dns-sync
-  stop_daemon unbound
-}
-
-apply_kube_dns_service() {
+apply_coredns() {
   kubectl_tb apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- {apiGroups: [""], resources: [endpoints, services, pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  # kubeadm's Corefile split in two server blocks: the cluster's zones (kubeadm's plugins, in its
+  # order), and everything else, where kubeadm forwards to the node's resolver and this answers NXDOMAIN.
+  Corefile: |
+    $CLUSTER_DOMAIN:53 in-addr.arpa:53 ip6.arpa:53 {
+        errors
+        health {
+           lameduck 5s
+        }
+        ready
+        kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
+           pods insecure
+           ttl 30
+        }
+        prometheus :9153
+        cache 30
+        loop
+        reload
+        loadbalance
+    }
+    .:53 {
+        errors
+        template ANY ANY {
+           rcode NXDOMAIN
+        }
+        cache 30
+        loop
+        reload
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  replicas: $DNS_REPLICAS
+  strategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1}}
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      priorityClassName: system-cluster-critical
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      tolerations:
+      - {key: CriticalAddonsOnly, operator: Exists}
+      - {key: node-role.kubernetes.io/control-plane, effect: NoSchedule}
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              labelSelector: {matchExpressions: [{key: k8s-app, operator: In, values: [kube-dns]}]}
+              topologyKey: kubernetes.io/hostname
+      containers:
+      - name: coredns
+        image: $COREDNS_IMAGE
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        resources:
+          limits: {memory: 170Mi}
+          requests: {cpu: 100m, memory: 70Mi}
+        volumeMounts: [{name: config-volume, mountPath: /etc/coredns, readOnly: true}]
+        ports:
+        - {containerPort: 53, name: dns, protocol: UDP}
+        - {containerPort: 53, name: dns-tcp, protocol: TCP}
+        - {containerPort: 9153, name: metrics, protocol: TCP}
+        livenessProbe:
+          httpGet: {path: /health, port: 8080, scheme: HTTP}
+          initialDelaySeconds: 60
+          timeoutSeconds: 5
+          successThreshold: 1
+          failureThreshold: 5
+        readinessProbe:
+          httpGet: {path: /ready, port: 8181, scheme: HTTP}
+          periodSeconds: 2
+          timeoutSeconds: 1
+          failureThreshold: 3
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {add: [NET_BIND_SERVICE], drop: [ALL]}
+          readOnlyRootFilesystem: true
+      volumes:
+      - name: config-volume
+        configMap:
+          name: coredns
+          items: [{key: Corefile, path: Corefile}]
+---
+# As AKS ships it: a drain never takes the cluster's DNS down.
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+---
 apiVersion: v1
 kind: Service
 metadata:
   name: kube-dns
   namespace: kube-system
-  labels: {k8s-app: kube-dns, kubernetes.io/name: KubeDNS}
+  labels: {k8s-app: kube-dns, kubernetes.io/cluster-service: "true", kubernetes.io/name: CoreDNS}
+  annotations: {prometheus.io/port: "9153", prometheus.io/scrape: "true"}
 spec:
+  selector: {k8s-app: kube-dns}
   clusterIP: $DNS_SVC_IP
   ports:
   - {name: dns, port: 53, protocol: UDP, targetPort: 53}
   - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}
----
-# No selector: the DNS server is unbound on the host bridge, not a pod.
-apiVersion: v1
-kind: Endpoints
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels: {k8s-app: kube-dns}
-subsets:
-- addresses: [{ip: $HOST_IP}]
-  ports:
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: dns-tcp, port: 53, protocol: TCP}
+  - {name: metrics, port: 9153, protocol: TCP, targetPort: 9153}
 YAML
+}
+
+coredns_ready_replicas() {
+  kubectl_tb -n kube-system get deployment coredns -o jsonpath='{.status.readyReplicas}' 2>/dev/null
+}
+
+coredns_all_ready() { [ "$(coredns_ready_replicas)" = "$1" ]; }
+
+coredns_gone() { [ -z "$(kubectl_tb -n kube-system get pods -l k8s-app=kube-dns -o name 2>/dev/null)" ]; }
+
+# The cluster DNS answers a Service name through its ClusterIP, asked from the host (which reaches
+# ClusterIPs through the first node's kube-proxy).
+cluster_dns_answers() {
+  [ "$(dig +short +time=1 +tries=1 "@$DNS_SVC_IP" "kubernetes.default.svc.$CLUSTER_DOMAIN" A)" = "$KUBERNETES_SVC_IP" ]
+}
+
+start_coredns() {
+  apply_coredns
+  kubectl_tb -n kube-system scale deployment coredns --replicas "$DNS_REPLICAS" >/dev/null
+  wait_for "CoreDNS: $DNS_REPLICAS replicas Ready" 90 "" coredns_all_ready "$DNS_REPLICAS" || {
+    kubectl_tb -n kube-system get pods -l k8s-app=kube-dns -o wide >&2 || true
+    return 1
+  }
+  wait_for "the cluster DNS to answer at $DNS_SVC_IP" 30 "" cluster_dns_answers
+}
+
+stop_coredns() {
+  kubectl_tb -n kube-system scale deployment coredns --replicas 0 >/dev/null
+  wait_for "CoreDNS pods to be gone" 60 "" coredns_gone
+}
+
+# The CoreDNS container on NODE, as containerd knows it.
+coredns_container_on() {
+  ctr_node "$1" containers ls -q "labels.\"io.kubernetes.container.name\"==coredns" 2>/dev/null | head -n1
+}
+
+# Freezes (or thaws) the CoreDNS replica on one node: it stops answering without a refusal, as a hung
+# server does, until its readiness probe takes it out of the Service.
+freeze_coredns_on() {
+  local node=$1 op=$2 id
+  id=$(coredns_container_on "$node")
+  [ -n "$id" ] || die "no CoreDNS replica runs on $node"
+  ctr_node "$node" tasks "$op" "$id"
 }

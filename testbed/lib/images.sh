@@ -1,27 +1,37 @@
 # shellcheck shell=bash
-# The two images every node needs (pause, agnhost), built from cached binaries without Docker.
+# The images every node needs (pause, agnhost, CoreDNS), built from cached binaries without Docker.
 
-IMAGES_DIR=$CACHE_DIR/images
-# Bump the suffix when the image's content changes, so that caches rebuild it.
-AGNHOST_ARCHIVE=agnhost-2.tar
+# Bump a suffix when that image's content changes, so that caches rebuild it.
+PAUSE_ARCHIVE=pause-3.10.2.tar
+AGNHOST_ARCHIVE=agnhost-2.63-1.tar
+COREDNS_ARCHIVE=coredns-$COREDNS_VERSION-2.tar
 
 build_images() {
   mkdir -p "$IMAGES_DIR"
-  if [ ! -f "$IMAGES_DIR/pause.tar" ]; then
-    python3 "$TESTBED_DIR/lib/mkimage.py" --name "$PAUSE_IMAGE" --out "$IMAGES_DIR/pause.tar.tmp" \
-      --file "$BIN_DIR/pause:/pause" --entrypoint '["/pause"]'
-    mv "$IMAGES_DIR/pause.tar.tmp" "$IMAGES_DIR/pause.tar"
+  if [ ! -f "$IMAGES_DIR/$PAUSE_ARCHIVE" ]; then
+    python3 "$TESTBED_DIR/lib/mkimage.py" --name "$PAUSE_IMAGE" --out "$IMAGES_DIR/$PAUSE_ARCHIVE.tmp" \
+      --file "$PAUSE_BIN:/pause" --entrypoint '["/pause"]'
+    mv "$IMAGES_DIR/$PAUSE_ARCHIVE.tmp" "$IMAGES_DIR/$PAUSE_ARCHIVE"
   fi
   if [ ! -f "$IMAGES_DIR/$AGNHOST_ARCHIVE" ]; then
     # busybox gives the smoke test's exec readiness probe a shell; agnhost does the networking.
     local applets=() a
     for a in sh test touch rm cat ls sleep nslookup; do applets+=(--symlink "bin/$a:busybox"); done
     python3 "$TESTBED_DIR/lib/mkimage.py" --name "$AGNHOST_IMAGE" --out "$IMAGES_DIR/$AGNHOST_ARCHIVE.tmp" \
-      --file "$BIN_DIR/agnhost:/agnhost" --symlink "agnhost-2:agnhost" --file /bin/busybox:/bin/busybox \
-      "${applets[@]}" --dir tmp:1777 --entrypoint '["/agnhost"]' --cmd '["pause"]'
+      --file "$(k8s_cache_bin "$DEFAULT_K8S_VERSION")/agnhost:/agnhost" --symlink "agnhost-2:agnhost" \
+      --file /bin/busybox:/bin/busybox "${applets[@]}" --dir tmp:1777 --entrypoint '["/agnhost"]' --cmd '["pause"]'
     mv "$IMAGES_DIR/$AGNHOST_ARCHIVE.tmp" "$IMAGES_DIR/$AGNHOST_ARCHIVE"
   fi
+  if [ ! -f "$IMAGES_DIR/$COREDNS_ARCHIVE" ]; then
+    # As upstream's image: the static binary alone, run as a non-root user, with the file capability
+    # that lets it bind port 53 (the Deployment keeps NET_BIND_SERVICE in the bounding set).
+    python3 "$TESTBED_DIR/lib/mkimage.py" --name "$COREDNS_IMAGE" --out "$IMAGES_DIR/$COREDNS_ARCHIVE.tmp" \
+      --file "$COREDNS_BIN:/coredns" --net-bind /coredns --user 65532:65532 --entrypoint '["/coredns"]'
+    mv "$IMAGES_DIR/$COREDNS_ARCHIVE.tmp" "$IMAGES_DIR/$COREDNS_ARCHIVE"
+  fi
 }
+
+node_image_archives() { echo "$IMAGES_DIR/$PAUSE_ARCHIVE" "$IMAGES_DIR/$AGNHOST_ARCHIVE" "$IMAGES_DIR/$COREDNS_ARCHIVE"; }
 
 ctr_node() {
   local node=$1; shift

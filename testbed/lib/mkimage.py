@@ -6,14 +6,22 @@ the same digests. index.json carries io.containerd.image.name, so `ctr images im
 
 usage: mkimage.py --name REF --out FILE [--entrypoint JSON] [--cmd JSON] [--user UID:GID]
                   [--file SRC:DST[:MODE]]... [--symlink LINK:TARGET]... [--dir DST[:MODE]]...
+                  [--net-bind DST]
+
+--net-bind DST gives the file DST the capability CAP_NET_BIND_SERVICE (a security.capability xattr in
+the layer, as `setcap cap_net_bind_service=+ep` would), so that a non-root user can bind port 53.
 """
 import argparse
 import hashlib
 import io
 import json
+import struct
 import tarfile
 
 EPOCH = 0
+CAP_NET_BIND_SERVICE = 10
+# struct vfs_cap_data, revision 2, effective flag set: permitted = {CAP_NET_BIND_SERVICE}.
+NET_BIND_XATTR = struct.pack("<IIIII", 0x02000000 | 0x1, 1 << CAP_NET_BIND_SERVICE, 0, 0, 0)
 
 
 def add_dir(layer, path, mode=0o755):
@@ -31,7 +39,7 @@ def parent_dirs(paths):
     return sorted(seen)
 
 
-def build_layer(files, symlinks, dirs):
+def build_layer(files, symlinks, dirs, net_bind=()):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as layer:
         explicit = {d.strip("/"): m for d, m in dirs}
@@ -42,6 +50,9 @@ def build_layer(files, symlinks, dirs):
                 data = f.read()
             info = tarfile.TarInfo(dst.strip("/"))
             info.size, info.mode, info.mtime = len(data), mode, EPOCH
+            if dst in net_bind:
+                # PAX carries binary values through surrogate escapes (hdrcharset=BINARY).
+                info.pax_headers = {"SCHILY.xattr.security.capability": NET_BIND_XATTR.decode("utf-8", "surrogateescape")}
             layer.addfile(info, io.BytesIO(data))
         for link, target in sorted(symlinks):
             info = tarfile.TarInfo(link.strip("/"))
@@ -68,6 +79,7 @@ def main():
     ap.add_argument("--file", action="append", default=[])
     ap.add_argument("--symlink", action="append", default=[])
     ap.add_argument("--dir", action="append", default=[])
+    ap.add_argument("--net-bind", action="append", default=[])
     a = ap.parse_args()
 
     files = []
@@ -80,7 +92,7 @@ def main():
         parts = spec.split(":")
         dirs.append((parts[0], int(parts[1], 8) if len(parts) > 1 else 0o755))
 
-    layer = build_layer(files, symlinks, dirs)
+    layer = build_layer(files, symlinks, dirs, set(a.net_bind))
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": "amd64",

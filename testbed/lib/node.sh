@@ -4,7 +4,7 @@
 
 CGROUP_SUBSYSTEMS=(cpu cpuacct cpuset memory devices freezer blkio pids systemd)
 
-# The mount namespace gives each kubelet its own /var/log/pods (kubelet 1.20 hard-codes the path and
+# The mount namespace gives each kubelet its own /var/log/pods (kubelet hard-codes the path and
 # garbage-collects log dirs of pods it does not know, i.e. the other node's). containerd and kubelet must
 # share it: kubelet mounts volumes there that containerd bind-mounts into containers.
 setup_node_namespaces() {
@@ -94,7 +94,8 @@ CNI
 write_kubelet_config() {
   local node=$1
   local d=$TB/$node
-  echo "nameserver $HOST_IP" >"$TB/node-resolv.conf"
+  # Pods with dnsPolicy Default (CoreDNS itself) get this file; CoreDNS never forwards, so it is inert.
+  echo "nameserver $DNS_SVC_IP" >"$TB/node-resolv.conf"
   cat >"$d/kubelet.yaml" <<CFG
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -110,7 +111,11 @@ authentication:
   webhook: {enabled: false}
   x509: {clientCAFile: $PKI/ca.crt}
 authorization: {mode: AlwaysAllow}
+containerRuntimeEndpoint: unix://$d/run/containerd.sock
+# containerd 1.6 lacks the RuntimeConfig call: kubelet falls back to this driver
 cgroupDriver: cgroupfs
+# this machine has cgroup v1, which kubelet v1.35 and newer refuse unless told otherwise
+failCgroupV1: false
 cgroupRoot: /tb-$node
 cgroupsPerQOS: true
 enforceNodeAllocatable: [pods]
@@ -118,13 +123,11 @@ clusterDNS: [$DNS_SVC_IP]
 clusterDomain: $CLUSTER_DOMAIN
 resolvConf: $TB/node-resolv.conf
 failSwapOn: false
-makeIPTablesUtilChains: true
 serializeImagePulls: false
 # both nodes share one machine's disk and memory: keep eviction and image GC out of the way
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-# kubelet 1.20 reports Ready only one status period after registering
 nodeStatusUpdateFrequency: 3s
 syncFrequency: 30s
 fileCheckFrequency: 20s
@@ -132,6 +135,9 @@ podPidsLimit: -1
 maxPods: 110
 CFG
 }
+
+# The kube-proxy mode of this cluster: iptables (default) or nftables, chosen at `up` and kept in $TB.
+proxy_mode() { cat "$TB/proxy-mode" 2>/dev/null || echo iptables; }
 
 write_kube_proxy_config() {
   local node=$1
@@ -144,9 +150,10 @@ hostnameOverride: $node
 bindAddress: ${NODE_IP[$node]}
 healthzBindAddress: 0.0.0.0:10256
 metricsBindAddress: 127.0.0.1:10249
-mode: iptables
+mode: $(proxy_mode)
 clusterCIDR: $POD_CIDR
 iptables: {masqueradeAll: false, syncPeriod: 30s, minSyncPeriod: 0s}
+nftables: {masqueradeAll: false, syncPeriod: 30s, minSyncPeriod: 0s}
 # nf_conntrack_max is read-only outside the initial network namespace
 conntrack: {maxPerCore: 0, min: 0}
 CFG
@@ -163,16 +170,24 @@ containerd_ready() { ctr --address "$TB/$1/run/containerd.sock" version; }
 start_kubelet() {
   local node=$1
   start_daemon "kubelet-$node" nsenter --mount="$TB/ns/$node.mnt" --uts="$TB/ns/$node.uts" \
-    --net="/run/netns/tb-$node" -- "$BIN_DIR/kubelet" --config "$TB/$node/kubelet.yaml" \
+    --net="/run/netns/tb-$node" -- "$RUN_BIN/kubelet-$node" --config "$TB/$node/kubelet.yaml" \
     --kubeconfig "$TB/kubelet-$node.kubeconfig" --root-dir "$TB/$node/kubelet" \
-    --container-runtime remote --container-runtime-endpoint "unix://$TB/$node/run/containerd.sock" \
-    --hostname-override "$node" --node-ip "${NODE_IP[$node]}" --pod-infra-container-image "$PAUSE_IMAGE" --v 1
+    --hostname-override "$node" --node-ip "${NODE_IP[$node]}" --v 1
 }
 
 start_kube_proxy() {
   local node=$1
+  write_kube_proxy_config "$node"
   start_daemon "kube-proxy-$node" nsenter --mount="$TB/ns/$node.mnt" --uts="$TB/ns/$node.uts" \
-    --net="/run/netns/tb-$node" -- "$BIN_DIR/kube-proxy" --config "$TB/$node/kube-proxy.yaml" --v 1
+    --net="/run/netns/tb-$node" -- "$RUN_BIN/kube-proxy-$node" --config "$TB/$node/kube-proxy.yaml" --v 1
+}
+
+# kube-proxy on NODE has programmed the Services it knows (its /healthz answers 200 only after a sync).
+kube_proxy_synced() { curl -fsS -o /dev/null "http://${NODE_IP[$1]}:10256/healthz"; }
+
+# Removes every rule kube-proxy programmed in NODE's namespace, in both modes.
+flush_kube_proxy_rules() {
+  in_node "$1" "$RUN_BIN/kube-proxy-$1" --cleanup >/dev/null 2>&1 || true
 }
 
 start_node() {
@@ -181,11 +196,10 @@ start_node() {
   setup_node_cgroups "$node"
   write_containerd_config "$node"
   write_kubelet_config "$node"
-  write_kube_proxy_config "$node"
   start_containerd "$node"
   wait_for "containerd on $node" 30 "containerd-$node" containerd_ready "$node" || return 1
-  import_image "$node" "$IMAGES_DIR/pause.tar"
-  import_image "$node" "$IMAGES_DIR/$AGNHOST_ARCHIVE"
+  local archive
+  for archive in $(node_image_archives); do import_image "$node" "$archive"; done
   start_kubelet "$node"
   start_kube_proxy "$node"
 }

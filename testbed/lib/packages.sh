@@ -2,14 +2,13 @@
 # shellcheck disable=SC2034  # consumed by the scripts that source this file
 # Debian packages the testbed needs, installed only when missing.
 
-RUNTIME_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables conntrack unbound
-  iproute2 util-linux openssl socat ethtool ebtables curl python3)
-BUILD_PACKAGES=(golang-1.19-go golang-github-modern-go-reflect2-dev rsync jq dpkg-dev gcc make
-  busybox-static python3
+# nftables: kube-proxy's nftables mode drives the kernel through the nft command.
+RUNTIME_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack
+  iproute2 util-linux openssl socat ethtool ebtables curl python3 kmod)
+# Go itself is not a package: the machine's Go (1.26) builds Kubernetes, CoreDNS and etcd from modules.
+BUILD_PACKAGES=(jq gcc libc6-dev make busybox-static python3
   # tests: dig for the smoke test, shellcheck for `make lint`
   bind9-dnsutils shellcheck)
-
-SRC_LIST=/etc/apt/sources.list.d/netcheck-testbed-src.sources
 
 missing_packages() {
   local p
@@ -26,17 +25,4 @@ install_packages() {
   apt-get update -qq
   # policy-rc.d style: Debian's etcd/containerd/unbound services must not start; the testbed runs its own.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-# Source packages need a deb-src line for bookworm.
-ensure_deb_src() {
-  [ -f "$SRC_LIST" ] && return 0
-  cat >"$SRC_LIST" <<SRC
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  apt-get update -qq
 }
