@@ -9,7 +9,7 @@ KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
 
-.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test examples bench
+.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test examples bench full-scenario upgrade-test
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -29,7 +29,8 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec \
-	  testbed/stop testbed/start testbed/smoke-test testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
+	  testbed/stop testbed/start testbed/smoke-test testbed/upgrade testbed/upgrade-test testbed/proxy-mode \
+	  testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
 
 unit:
 	cargo test --locked --workspace --lib --bins
@@ -48,6 +49,14 @@ smoke: testbed
 	testbed/smoke-test
 
 test: lint unit netcheck smoke cluster-test examples
+
+# The full scenario on whatever proxy mode the testbed runs (CI runs it after testbed/proxy-mode nftables).
+full-scenario: image netcheck
+	$(NETCHECK) run --scenario full --kubeconfig $(KUBECONFIG_TB)
+
+# A rolling upgrade from the previous minor version, with the testbed's smoke test before and after.
+upgrade-test:
+	testbed/upgrade-test
 
 bench: image netcheck
 	scripts/bench.sh
