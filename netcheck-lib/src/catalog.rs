@@ -357,6 +357,14 @@ const READINESS_PARAMS: &[ParamSpec] = &[
     int("sustainedRequests", 1, 10_000, 100, "Answered requests in a row without the removed pod that prove removal."),
     millis("maxApiMs", 100, 120_000, 4_000, "Limit for (a), from the switch (kubelet probe period 1 s included)."),
     millis("maxPropagationMs", 10, 120_000, 2_000, "Further limit for (b) and (c) beyond maxApiMs."),
+    millis(
+        "maxDnsCacheMs",
+        0,
+        300_000,
+        30_000,
+        "How long the cluster DNS may keep serving a cached answer: (c) may take the answer's TTL longer than \
+         (b), up to this (CoreDNS as kubeadm, kind and AKS configure it: ttl 30, cache 30).",
+    ),
 ];
 
 /// Sends of each DNS query per client.

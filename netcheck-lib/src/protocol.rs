@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Label on an order ConfigMap naming the agent pod that must execute it.
 pub const AGENT_LABEL: &str = "netcheck.dev/agent";
 /// Label on every order ConfigMap.
@@ -135,6 +135,23 @@ pub struct DnsProbe {
     /// milliseconds pass, instead of being sent `attempts` times: used to time when a name appears.
     #[serde(default)]
     pub until_answered_ms: Option<u64>,
+    /// When set, a paced query stops before its `attempts` are used up once the watched record's
+    /// presence has been as wanted for the watch's number of answers in a row: used to follow a change
+    /// that a DNS cache may hold back for up to a record's TTL without always waiting that long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_presence: Option<PresenceWatch>,
+}
+
+/// A record whose presence in the answer a paced DNS query follows (see [`DnsProbe::until_presence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceWatch {
+    /// The record, as [`Outcome::Records`] renders it (an address for A records).
+    pub record: String,
+    /// Whether the record is wanted present (true) or absent (false).
+    pub present: bool,
+    /// Answers in a row that must show it so; failed queries neither count nor break the run.
+    pub sustained: u32,
 }
 
 /// One DNS question and where to send it.
@@ -195,6 +212,10 @@ pub enum Outcome {
     Records {
         /// The answer records of the asked type.
         records: Vec<String>,
+        /// The smallest TTL of those records, in seconds: how long a cache may keep serving this
+        /// answer (a cached answer's TTL counts down).
+        #[serde(default, rename = "ttlS", skip_serializing_if = "Option::is_none")]
+        ttl_s: Option<u32>,
     },
     /// The server said the name does not exist (NXDOMAIN).
     NxDomain,
@@ -216,7 +237,7 @@ impl Outcome {
     /// The DNS records, if the attempt got an answer with records.
     pub fn records(&self) -> Option<&[String]> {
         match self {
-            Outcome::Records { records } => Some(records),
+            Outcome::Records { records, .. } => Some(records),
             _ => None,
         }
     }
@@ -364,10 +385,10 @@ mod tests {
 
     #[test]
     fn other_protocol_versions_are_refused() {
-        let text = r#"{"version":2,"action":{"kind":"setReady","ready":true}}"#;
+        let text = r#"{"version":3,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
-        assert!(err.contains("protocol version 2"), "{err}");
-        assert!(parse_order(r#"{"version":3,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        assert!(err.contains("protocol version 3"), "{err}");
+        assert!(parse_order(r#"{"version":4,"action":{"kind":"setReady","ready":false}}"#).is_ok());
     }
 
     #[test]
@@ -383,12 +404,13 @@ mod tests {
                 timeout_ms: 500,
                 until_answered_ms: None,
                 interval_ms: 0,
+                until_presence: Some(PresenceWatch { record: "10.244.1.5".into(), present: false, sustained: 3 }),
             }),
         };
         assert_eq!(parse_order(&serde_json::to_string(&order).unwrap()).unwrap(), order);
-        let records = Outcome::Records { records: vec!["10.96.0.1".into()] };
+        let records = Outcome::Records { records: vec!["10.96.0.1".into()], ttl_s: Some(30) };
         let text = serde_json::to_string(&records).unwrap();
-        assert_eq!(text, r#"{"outcome":"records","records":["10.96.0.1"]}"#);
+        assert_eq!(text, r#"{"outcome":"records","records":["10.96.0.1"],"ttlS":30}"#);
         assert_eq!(records.records(), Some(&["10.96.0.1".to_string()][..]));
         assert_eq!(Outcome::NxDomain.label(), "NXDOMAIN");
     }
@@ -406,7 +428,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
         assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
         // An order written before `anyServer` existed still reads, as an agent probe.
-        let old = r#"{"version":3,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
+        let old = r#"{"version":4,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
         let Action::Http(p) = parse_order(old).unwrap().action else { panic!("not http") };
         assert!(!p.any_server);
     }

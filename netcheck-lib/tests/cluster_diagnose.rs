@@ -15,7 +15,7 @@ use netcheck::runner::{Cluster, NoProgress, SessionOptions};
 use rstest::rstest;
 use serde_json::json;
 
-const AGNHOST: &str = "k8s.gcr.io/e2e-test-images/agnhost:2.21";
+const AGNHOST: &str = "registry.k8s.io/e2e-test-images/agnhost:2.63";
 
 /// A Deployment `name` of 2 replicas labelled `app=name` running `command` in the agnhost image.
 fn deployment(name: &str, command: &[&str], ports: serde_json::Value, readiness: serde_json::Value) -> Deployment {

@@ -50,7 +50,7 @@ pub async fn deploy(config: &kube::Config, namespace: &str) -> Result<Hello, kub
     let ns: Namespace = object(serde_json::json!({"metadata": {"name": namespace}}));
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
     let hello = Hello { config: config.clone(), namespace: namespace.to_string() };
-    let image = std::env::var("HELLO_IMAGE").unwrap_or_else(|_| "k8s.gcr.io/e2e-test-images/agnhost:2.21".into());
+    let image = std::env::var("HELLO_IMAGE").unwrap_or_else(|_| "registry.k8s.io/e2e-test-images/agnhost:2.63".into());
     let deployment: Deployment = object(serde_json::json!({
         "metadata": {"name": "hello"},
         "spec": {

@@ -12,7 +12,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::{Resolver, TokioResolver};
 
-use crate::protocol::{Attempt, DnsProbe, DnsQuery, Outcome};
+use crate::protocol::{Attempt, DnsProbe, DnsQuery, Outcome, PresenceWatch};
 
 /// How often a query is repeated while waiting for a name to appear.
 const APPEARANCE_INTERVAL: Duration = Duration::from_millis(20);
@@ -32,11 +32,17 @@ pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
         match probe.until_answered_ms {
             None => {
                 let interval = Duration::from_millis(probe.interval_ms);
+                let mut in_a_row = 0;
                 for i in 0..probe.attempts.max(1) {
                     if !interval.is_zero() {
                         tokio::time::sleep_until((origin + interval * i).into()).await;
                     }
-                    attempts.push(query_once(resolver, query, *rtype, origin).await);
+                    let attempt = query_once(resolver, query, *rtype, origin).await;
+                    in_a_row = presence_run(probe.until_presence.as_ref(), &attempt.outcome, in_a_row);
+                    attempts.push(attempt);
+                    if probe.until_presence.as_ref().is_some_and(|w| in_a_row >= w.sustained.max(1)) {
+                        break;
+                    }
                 }
             }
             Some(limit) => loop {
@@ -52,6 +58,18 @@ pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
         attempts
     });
     Ok(futures::future::join_all(per_query).await.into_iter().flatten().collect())
+}
+
+/// The length of the run of answers showing the watched record as wanted, after `outcome`: an answer
+/// extends or resets it; a failed query leaves it as it was (it proves nothing either way).
+fn presence_run(watch: Option<&PresenceWatch>, outcome: &Outcome, run: u32) -> u32 {
+    let Some(watch) = watch else { return 0 };
+    let present = match outcome {
+        Outcome::Records { records, .. } => records.contains(&watch.record),
+        Outcome::NoRecords | Outcome::NxDomain => false,
+        _ => return run,
+    };
+    if present == watch.present { run + 1 } else { 0 }
 }
 
 /// A resolver for one query: the named server over the named transport, or the pod's resolv.conf.
@@ -87,10 +105,11 @@ async fn query_once(resolver: &TokioResolver, query: &DnsQuery, rtype: RecordTyp
     let start = Instant::now();
     let outcome = match resolver.lookup(query.name.as_str(), rtype).await {
         Ok(lookup) => {
-            let mut records: Vec<String> =
-                lookup.answers().iter().filter(|r| r.record_type() == rtype).map(|r| r.data.to_string()).collect();
+            let answers: Vec<_> = lookup.answers().iter().filter(|r| r.record_type() == rtype).collect();
+            let ttl_s = answers.iter().map(|r| r.ttl).min();
+            let mut records: Vec<String> = answers.iter().map(|r| r.data.to_string()).collect();
             records.sort();
-            if records.is_empty() { Outcome::NoRecords } else { Outcome::Records { records } }
+            if records.is_empty() { Outcome::NoRecords } else { Outcome::Records { records, ttl_s } }
         }
         Err(e) => classify(&e),
     };
@@ -116,5 +135,24 @@ fn classify(e: &NetError) -> Outcome {
         Outcome::Refused
     } else {
         Outcome::Error { detail: e.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_presence_run_grows_with_answers_as_wanted_and_ignores_failed_queries() {
+        let watch = PresenceWatch { record: "10.244.1.5".into(), present: false, sustained: 3 };
+        let with = Outcome::Records { records: vec!["10.244.1.5".into(), "10.244.2.7".into()], ttl_s: Some(30) };
+        let without = Outcome::Records { records: vec!["10.244.2.7".into()], ttl_s: Some(12) };
+        assert_eq!(presence_run(Some(&watch), &without, 0), 1);
+        assert_eq!(presence_run(Some(&watch), &Outcome::NxDomain, 1), 2, "no such name: the record is absent");
+        assert_eq!(presence_run(Some(&watch), &Outcome::Timeout, 2), 2, "a timeout proves nothing");
+        assert_eq!(presence_run(Some(&watch), &with, 2), 0, "a stale answer starts the run again");
+        assert_eq!(presence_run(None, &without, 5), 0, "no watch, no run");
+        let wanted = PresenceWatch { present: true, ..watch };
+        assert_eq!(presence_run(Some(&wanted), &with, 0), 1);
     }
 }

@@ -48,8 +48,10 @@ const DNS_SERVICE: &str = "kube-dns";
 const DNS_PORT: u16 = 53;
 /// Name prefix of the Service created during the check to time how long DNS takes to answer a new name.
 const FRESH_SERVICE: &str = "netcheck-dns-fresh-";
-/// How long a new Service may take to appear in DNS before that is reported as not seen.
-const APPEARANCE_LIMIT: Duration = Duration::from_secs(15);
+/// How long a new Service may take to appear in DNS before that is reported as not seen: longer than
+/// CoreDNS's negative cache (30 s as kubeadm, kind and AKS configure it), which keeps an NXDOMAIN given
+/// before the server saw the Service.
+const APPEARANCE_LIMIT: Duration = Duration::from_secs(35);
 
 /// What the API says, read once.
 struct Facts {
@@ -98,6 +100,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         attempts: attempts.unwrap_or(3) as u32,
         timeout_ms: timeout.as_millis() as u64,
         until_answered_ms: None,
+        until_presence: None,
         interval_ms: 0,
     };
     let rounds = ask_every_client(session, &probe).await;
@@ -285,6 +288,7 @@ async fn new_service_appearance(session: &Session, f: &Facts) -> BTreeMap<String
         timeout_ms: 1000,
         interval_ms: 0,
         until_answered_ms: Some(APPEARANCE_LIMIT.as_millis() as u64),
+        until_presence: None,
     };
     let sent_after = t0.elapsed().as_millis() as u64;
     ask_every_client(session, &probe)
@@ -346,7 +350,7 @@ fn observed(attempts: &[&Attempt]) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for a in attempts {
         let text = match &a.outcome {
-            Outcome::Records { records } => records.join(", "),
+            Outcome::Records { records, .. } => records.join(", "),
             Outcome::Error { detail } => format!("error: {detail}"),
             other => other.label().to_string(),
         };
@@ -503,7 +507,7 @@ mod tests {
     }
 
     fn records(items: &[&str]) -> Outcome {
-        Outcome::Records { records: items.iter().map(|s| s.to_string()).collect() }
+        Outcome::Records { records: items.iter().map(|s| s.to_string()).collect(), ttl_s: Some(30) }
     }
 
     #[test]

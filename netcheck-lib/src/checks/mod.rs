@@ -41,7 +41,7 @@ pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress
     }
     // Last: it switches a server agent's readiness (and restores it).
     if scenario.checks.iter().any(|c| readiness::IDS.contains(&c.id)) {
-        progress.note("switching a backend's readiness while every node sends traffic (about 20 s)");
+        progress.note("switching a backend's readiness while every node sends traffic (about 20 s, and until the DNS caches expire: up to 30 s more on CoreDNS)");
         results.extend(Box::pin(readiness::run(session, scenario)).await);
     }
     if scenario.checks.iter().any(|c| rollout::IDS.contains(&c.id)) {

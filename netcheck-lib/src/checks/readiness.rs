@@ -7,6 +7,11 @@
 //! The data-plane and DNS timelines come from the agents' paced attempts: attempt i starts
 //! `start_ms` after the agent began the order, which the runner places at its send time plus half an
 //! order round trip (measured just before). The resolution is the sample interval plus that estimate.
+//!
+//! A DNS cache may serve the answer it had before the switch until that answer's TTL runs out
+//! (CoreDNS's `cache 30` with `ttl 30` on kubeadm, kind and AKS), so (c) is allowed the largest TTL the
+//! node was answered with on top of the propagation limit, and the DNS queries go on until the change
+//! shows for `sustainedRequests` answers in a row or `maxDnsCacheMs` more has passed.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,7 +22,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::await_condition;
 
 use super::selected;
-use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HttpProbe, OrderResult};
+use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HttpProbe, OrderResult, PresenceWatch};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
 use crate::runner::orders;
@@ -44,6 +49,7 @@ struct Limits {
     sustained: usize,
     max_api: Duration,
     max_propagation: Duration,
+    max_dns_cache: Duration,
 }
 
 impl Limits {
@@ -51,6 +57,11 @@ impl Limits {
     /// window, so a healthy cluster converges well inside the traffic.
     fn traffic(&self) -> Duration {
         LEAD + self.max_api + self.max_propagation + self.interval * self.sustained as u32 + Duration::from_millis(500)
+    }
+
+    /// How long the clients may ask DNS: the traffic plus the longest a cache may hold the old answer.
+    fn dns_window(&self) -> Duration {
+        self.traffic() + self.max_dns_cache
     }
 }
 
@@ -70,17 +81,13 @@ fn limits_of(check: &crate::scenario::SelectedCheck) -> Limits {
         sustained: check.params.int("sustainedRequests") as usize,
         max_api: check.params.duration("maxApiMs"),
         max_propagation: check.params.duration("maxPropagationMs"),
+        max_dns_cache: check.params.duration("maxDnsCacheMs"),
     }
 }
 
 async fn switch_back_and_forth(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let Some(check) = selected(scenario, REMOVAL).or_else(|| selected(scenario, READD)) else { return vec![] };
-    let limits = Limits {
-        interval: check.params.duration("intervalMs"),
-        sustained: check.params.int("sustainedRequests") as usize,
-        max_api: check.params.duration("maxApiMs"),
-        max_propagation: check.params.duration("maxPropagationMs"),
-    };
+    let limits = limits_of(check);
     let Some(victim) = session.agents.servers.first().cloned() else {
         return vec![CheckResult::new(REMOVAL, Status::Skip, Subject::default(), "no server agent to switch")];
     };
@@ -209,6 +216,8 @@ struct NodeTimeline {
     requests: Vec<(i64, Option<String>)>,
     /// (time from the switch in ms; whether the headless answer contained the victim's IP).
     dns: Vec<(i64, Option<bool>)>,
+    /// The largest TTL the node's DNS answers carried, in seconds.
+    dns_ttl_s: Option<u32>,
     delivery_ms: u64,
     failure: Option<String>,
 }
@@ -230,12 +239,17 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
     let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
     let dns = DnsProbe {
         queries: vec![DnsQuery { name: headless, record_type: "A".into(), server: None, tcp: false }],
-        attempts,
+        attempts: (limits.dns_window().as_millis() / limits.interval.as_millis().max(1)) as u32,
         timeout_ms: 1000,
         interval_ms: limits.interval.as_millis() as u64,
         until_answered_ms: None,
+        until_presence: Some(PresenceWatch {
+            record: victim.ip.clone(),
+            present: ready,
+            sustained: limits.sustained as u32,
+        }),
     };
-    let deadline = limits.traffic() + Duration::from_secs(20);
+    let deadline = limits.dns_window() + Duration::from_secs(20);
     let traffic = session.agents.clients.iter().map(|(node, agent)| {
         let (http, dns) = (http.clone(), dns.clone());
         async move {
@@ -278,12 +292,20 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
             (Ok(h), Ok(d)) => {
                 t.requests = timeline(&h, |a| a.outcome.identity().map(|i| i.pod_ip.clone()), base);
                 t.dns = timeline(&d, |a| a.outcome.records().map(|r| r.contains(&victim.ip)), base);
+                t.dns_ttl_s = d.attempts.iter().filter_map(|a| dns_ttl_s(&a.outcome)).max();
             }
             (Err(e), _) | (_, Err(e)) => t.failure = Some(e.to_string()),
         }
         nodes.insert(node, t);
     }
     Experiment { api, nodes, error: None }
+}
+
+fn dns_ttl_s(outcome: &crate::protocol::Outcome) -> Option<u32> {
+    match outcome {
+        crate::protocol::Outcome::Records { ttl_s, .. } => *ttl_s,
+        _ => None,
+    }
 }
 
 fn timeline<T>(r: &OrderResult, value: impl Fn(&Attempt) -> T, at: impl Fn(&Attempt) -> i64) -> Vec<(i64, T)> {
@@ -350,12 +372,14 @@ enum DataPlane {
     NotSustained { answered_since: usize, last_victim_ms: Option<i64> },
 }
 
-/// Removal: ms until every later DNS answer lacked the victim; re-add: until the first that had it.
+/// Removal: ms until every later DNS answer lacked the victim; re-add: until the first that had it,
+/// after one that lacked it (an answer that never lacked it was cached from before: it times nothing).
 fn dns_ms(answers: &[(i64, Option<bool>)], ready: bool) -> Option<u64> {
     // A failed query proves nothing either way: only answers count.
     let after: Vec<&(i64, Option<bool>)> = answers.iter().filter(|(t, has)| *t >= 0 && has.is_some()).collect();
     if ready {
-        return after.iter().find(|(_, has)| *has == Some(true)).map(|(t, _)| *t as u64);
+        let first_without = answers.iter().position(|(_, has)| *has == Some(false))?;
+        return answers[first_without..].iter().find(|(t, has)| *t >= 0 && *has == Some(true)).map(|(t, _)| *t as u64);
     }
     let last_with = after.iter().rposition(|(_, has)| *has == Some(true));
     let next = match last_with {
@@ -409,6 +433,9 @@ fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<
             }
             let plane = data_plane_ms(&t.requests, &victim.ip, ready, limits.sustained);
             let dns = dns_ms(&t.dns, ready);
+            // A cache may keep the answer from before the switch for up to its TTL.
+            let dns_limit_ms = limit_ms + u64::from(t.dns_ttl_s.unwrap_or(0)) * 1000;
+            let listed_throughout = ready && !t.dns.is_empty() && t.dns.iter().all(|(_, has)| *has != Some(false));
             let failed = t.requests.iter().filter(|(_, ip)| ip.is_none()).count();
             let seen_before = t.requests.iter().any(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
             let mut problems = Vec::new();
@@ -426,12 +453,19 @@ fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<
                     limits.sustained
                 )),
             }
+            let ttl_note = t.dns_ttl_s.map_or(String::new(), |s| format!(", the answers' TTL {s} s included"));
             match dns {
-                Some(ms) if ms <= limit_ms => {}
-                Some(ms) => problems.push(format!("DNS took {ms} ms (limit {limit_ms} ms)")),
+                Some(ms) if ms <= dns_limit_ms => {}
+                Some(ms) => problems.push(format!("DNS took {ms} ms (limit {dns_limit_ms} ms{ttl_note})")),
+                None if listed_throughout => problems.push(
+                    "the headless DNS answer listed it throughout, also before it was switched ready: DNS never \
+                     showed its removal"
+                        .into(),
+                ),
                 None => problems.push(format!(
-                    "the headless DNS answer never {}",
-                    if ready { "regained it" } else { "dropped it" }
+                    "the headless DNS answer never {} within {} ms{ttl_note}",
+                    if ready { "regained it" } else { "dropped it" },
+                    limits.dns_window().saturating_sub(LEAD).as_millis()
                 )),
             }
             if !ready && !seen_before {
@@ -456,6 +490,9 @@ fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<
             }
             if let Some(ms) = dns {
                 r = r.measure("dnsMs", ms);
+            }
+            if let Some(ttl) = t.dns_ttl_s {
+                r = r.measure("dnsTtlS", ttl);
             }
             if status == Status::Fail {
                 let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) {
@@ -517,6 +554,10 @@ mod tests {
         assert_eq!(dns_ms(&flapped, false), Some(40), "dropped for good at 40");
         assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], false), None, "came back: not dropped");
         assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], true), Some(20));
+        let cached = [(-20, Some(true)), (0, Some(true)), (20, Some(true))];
+        assert_eq!(dns_ms(&cached, true), None, "listed before the switch too: a cached answer times nothing");
+        let dropped_then_back = [(-20, Some(false)), (0, None), (20, Some(false)), (40, Some(true))];
+        assert_eq!(dns_ms(&dropped_then_back, true), Some(40));
     }
 
     #[test]

@@ -444,6 +444,7 @@ async fn ask_from_every_node(
         timeout_ms: TIMEOUT.as_millis() as u64,
         interval_ms: 0,
         until_answered_ms: None,
+        until_presence: None,
     };
     let deadline = TIMEOUT * ATTEMPTS * 2 + Duration::from_secs(15);
     let results: BTreeMap<_, _> = session
@@ -490,7 +491,7 @@ pub fn judge_dns(questions: &Questions, answers: &BTreeMap<String, std::result::
                 None if !mine.is_empty() => continue,
                 None => "no answer reported".to_string(),
                 Some(bad) => match &bad.outcome {
-                    Outcome::Records { records } => records.join(", "),
+                    Outcome::Records { records, .. } => records.join(", "),
                     other => {
                         timeouts += usize::from(*other == Outcome::Timeout);
                         nx += usize::from(*other == Outcome::NxDomain);
@@ -660,7 +661,7 @@ mod tests {
         };
         let answer =
             |name: &str, outcome| Attempt { target: q(name).key(), start_ms: 0, elapsed_us: 1, retries: 0, outcome };
-        let records = |ip: &str| Outcome::Records { records: vec![ip.into()] };
+        let records = |ip: &str| Outcome::Records { records: vec![ip.into()], ttl_s: Some(30) };
         let good = BTreeMap::from([(
             "node-a".to_string(),
             Ok(vec![

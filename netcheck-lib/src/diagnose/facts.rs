@@ -46,7 +46,7 @@ pub struct Facts {
     pub pods: Vec<Pod>,
     /// The namespace's pod events (probe failures, scheduling failures, back-offs).
     pub events: Vec<Event>,
-    /// The Service's endpoints (EndpointSlices, or Endpoints on 1.20).
+    /// The Service's endpoints (EndpointSlices, or Endpoints where those are not served).
     pub endpoints: Vec<Endpoint>,
     /// The cluster's nodes.
     pub nodes: Vec<NodeInfo>,

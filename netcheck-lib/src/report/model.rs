@@ -190,7 +190,7 @@ pub struct Phase {
 pub struct ClusterInfo {
     /// API server URL.
     pub server: String,
-    /// API server version, e.g. `v1.20.2`.
+    /// API server version, e.g. `v1.36.3`.
     pub version: String,
     /// Node names the run saw.
     pub nodes: Vec<String>,

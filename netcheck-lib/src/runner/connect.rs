@@ -27,7 +27,7 @@ pub struct Cluster {
     pub config: std::sync::Arc<kube::Config>,
     /// API server URL.
     pub server: String,
-    /// API server version (`v1.20.2`).
+    /// API server version (`v1.36.3`).
     pub version: String,
     /// Whether `discovery.k8s.io/v1` EndpointSlices are served (Kubernetes ≥ 1.21); otherwise
     /// endpoints are read from core/v1 Endpoints.
