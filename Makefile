@@ -34,6 +34,7 @@ lint:
 
 unit:
 	cargo test --locked --workspace --lib --bins
+	cargo test --locked --workspace --doc
 
 # Cluster tests share the testbed and inject faults into it: one test thread.
 cluster-test: image

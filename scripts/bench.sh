@@ -87,7 +87,7 @@ image=$root/target/netcheck-agent.tar
 # Agent memory: keep one run's namespace, read the agents' RSS from their cgroups on the testbed.
 if [ -d /sys/fs/cgroup/memory ]; then
   ns=$("$netcheck" run --scenario "$scenario" --keep -o json 2>/dev/null | python3 -c 'import json,sys; print("netcheck-" + json.load(sys.stdin)["runId"])')
-  kubectl=$(find /var/cache/netcheck-testbed -path "*/bin/kubectl" | head -n 1)
+  kubectl=/var/lib/netcheck-testbed/bin/kubectl
   for uid in $("$kubectl" -n "$ns" get pods -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}'); do
     for pid in $(find /sys/fs/cgroup/memory -path "*pod${uid}*" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
       [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netcheck ] || continue
