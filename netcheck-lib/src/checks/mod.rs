@@ -13,7 +13,7 @@ pub mod runner_probe;
 pub mod service_behaviour;
 pub mod service_path;
 
-use crate::report::CheckResult;
+use crate::report::{CheckResult, Status, Subject};
 use crate::runner::{Progress, Session};
 use crate::scenario::{Scenario, SelectedCheck};
 
@@ -48,12 +48,92 @@ pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress
         progress.note("rolling a Deployment of 3 agents while every node sends traffic");
         results.extend(Box::pin(rollout::run(session, scenario)).await);
     }
+    results.extend(without_results(scenario, &results));
+    results.extend(unhosted_nodes(scenario, &session.nodes, session.options.tolerate_taints));
     let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
     results.sort_by_key(order);
     results
 }
 
+/// A `skip` per selected check and per node that could not host a client agent (NotReady, cordoned,
+/// tainted), naming the node and why: such a node was not checked, and the report must say so rather
+/// than leave it out.
+fn unhosted_nodes(
+    scenario: &Scenario,
+    nodes: &[crate::runner::inventory::NodeInfo],
+    tolerate_taints: bool,
+) -> Vec<CheckResult> {
+    let unusable: Vec<(&str, String)> =
+        nodes.iter().filter_map(|n| Some((n.name.as_str(), n.unusable_reason(tolerate_taints)?))).collect();
+    scenario
+        .checks
+        .iter()
+        .flat_map(|c| {
+            unusable.iter().map(move |(node, why)| {
+                CheckResult::new(
+                    c.id,
+                    Status::Skip,
+                    Subject::from_node(*node),
+                    format!("no client agent could run on {node} ({why}): nothing was checked from it"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// An `error` result for each selected check that produced none: a check that looked at nothing has
+/// proven nothing, and an empty set of results must never read as a pass.
+fn without_results(scenario: &Scenario, results: &[CheckResult]) -> Vec<CheckResult> {
+    scenario
+        .checks
+        .iter()
+        .filter(|c| !results.iter().any(|r| r.check == c.id))
+        .map(|c| {
+            CheckResult::new(
+                c.id,
+                Status::Error,
+                Subject::default(),
+                "the check produced no result: nothing was observed, so nothing was proven",
+            )
+        })
+        .collect()
+}
+
 /// The selected check `id`, if the scenario has it.
 pub(crate) fn selected<'a>(scenario: &'a Scenario, id: &str) -> Option<&'a SelectedCheck> {
     scenario.checks.iter().find(|c| c.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selected_check_without_results_is_an_error() {
+        let scenario =
+            crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
+        let one = CheckResult::new("clusterip/reachable", Status::Pass, Subject::from_node("node-a"), "20 of 20");
+        let added = without_results(&scenario, std::slice::from_ref(&one));
+        assert_eq!(added.len(), 1);
+        assert_eq!((added[0].check.as_str(), added[0].status), ("dns/service-a", Status::Error));
+        assert!(
+            without_results(&scenario, &[one.clone(), CheckResult { check: "dns/service-a".into(), ..one }]).is_empty()
+        );
+    }
+
+    #[test]
+    fn a_node_that_could_not_host_an_agent_is_a_skip_per_check_naming_it() {
+        use crate::runner::inventory::NodeInfo;
+        let scenario =
+            crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
+        let node =
+            |name: &str, ready: bool| NodeInfo { name: name.into(), ready, schedulable: true, ..Default::default() };
+        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], false);
+        assert_eq!(skips.len(), 2, "{skips:#?}");
+        for s in &skips {
+            assert_eq!((s.status, s.subject.source_node.as_deref()), (Status::Skip, Some("node-b")));
+            assert!(s.message.contains("NotReady"), "{}", s.message);
+        }
+        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], false).is_empty());
+    }
 }

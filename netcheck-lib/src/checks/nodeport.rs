@@ -5,7 +5,7 @@
 //! the runner's probes run concurrently, so wall time does not grow with the number of nodes.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -27,11 +27,18 @@ const LOCAL_POLICY: &str = "nodeport/local-policy";
 /// The source name of probes sent by the runner itself.
 pub const RUNNER: &str = "runner";
 
-/// One address of one node.
+/// One address of one node (IPv4 or IPv6).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Target {
     node: String,
-    ip: String,
+    ip: IpAddr,
+}
+
+impl Target {
+    /// `ip:port`, with brackets for IPv6.
+    fn socket(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, port)
+    }
 }
 
 /// Runs the selected NodePort checks.
@@ -75,7 +82,15 @@ fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
             continue;
         }
         for ip in node.internal_ips.iter().chain(&node.external_ips) {
-            targets.push(Target { node: node.name.clone(), ip: ip.clone() });
+            match ip.parse::<IpAddr>() {
+                Ok(ip) => targets.push(Target { node: node.name.clone(), ip }),
+                Err(_) => skipped.push(CheckResult::new(
+                    check,
+                    Status::Skip,
+                    Subject::default().to_node(&node.name).at(ip.clone()),
+                    format!("node {} lists {ip:?} as an address, which is not an IP address", node.name),
+                )),
+            }
         }
     }
     (targets, skipped)
@@ -104,12 +119,9 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
         targets.retain(|t| kept.contains(&t.node));
     }
     let Some(first) = targets.first() else { return results };
-    let addr = |t: &Target| format!("{}:{port}", t.ip);
+    let addr = |t: &Target| t.socket(port).to_string();
 
-    let runner_ok = match format!("{}:{port}", first.ip).parse() {
-        Ok(probe) => runner_reaches(session, probe).await,
-        Err(_) => Err(format!("{} is not an IP address", first.ip)),
-    };
+    let runner_ok = runner_reaches(session, first.socket(port)).await;
     let clients = session.agents.clients.iter().map(|(node, agent)| {
         let probe = HttpProbe {
             targets: targets.iter().map(addr).collect(),
@@ -132,10 +144,10 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
         if runner_ok.is_err() {
             return None;
         }
-        let jobs = targets.iter().flat_map(|t| std::iter::repeat_n(t, requests as usize)).map(|t| async {
-            let target: SocketAddr = addr(t).parse().ok()?;
-            Some(runner_probe::http_get(target, timeout).await.0)
-        });
+        let jobs = targets
+            .iter()
+            .flat_map(|t| std::iter::repeat_n(t, requests as usize))
+            .map(|t| async { Some(runner_probe::http_get(t.socket(port), timeout).await.0) });
         Some(join_all(jobs).await.into_iter().flatten().collect::<Vec<Attempt>>())
     };
     let (client_results, runner_attempts) = tokio::join!(join_all(clients), from_runner);
@@ -259,11 +271,13 @@ async fn local_policy(session: &Session, requests: u32, timeout: Duration) -> Ve
     let (targets, mut results) = targets(&session.nodes, LOCAL_POLICY);
     let targets: Vec<Target> = targets
         .into_iter()
-        .filter(|t| session.nodes.iter().any(|n| n.name == t.node && n.internal_ips.contains(&t.ip)))
+        .filter(|t| session.nodes.iter().any(|n| n.name == t.node && n.internal_ips.contains(&t.ip.to_string())))
         .collect();
     let Some(first) = targets.first() else { return results };
-    let Ok(probe) = format!("{}:{port}", first.ip).parse::<SocketAddr>() else { return results };
-    if let Err(reason) = runner_reaches(session, probe).await {
+    // A node without a local backend must stay silent; the Cluster-policy node port tells a silent
+    // node from an unreachable one.
+    let reference_port = node_port(session, NODEPORT_SERVICE).await.ok();
+    if let Err(reason) = runner_reaches(session, first.socket(port)).await {
         results.push(CheckResult::new(
             LOCAL_POLICY,
             Status::Skip,
@@ -273,31 +287,55 @@ async fn local_policy(session: &Session, requests: u32, timeout: Duration) -> Ve
         return results;
     }
     let per_node = targets.iter().map(|t| async move {
-        let target: SocketAddr = format!("{}:{port}", t.ip).parse().expect("checked above");
-        let attempts = join_all((0..requests).map(|_| runner_probe::http_get(target, timeout))).await;
-        (t.clone(), attempts)
+        let attempts = join_all((0..requests).map(|_| runner_probe::http_get(t.socket(port), timeout))).await;
+        let has_local = session.agents.servers.iter().any(|s| s.node == t.node);
+        let reachable = match reference_port {
+            Some(reference) if !has_local => {
+                let probes = join_all((0..3).map(|_| runner_probe::http_get(t.socket(reference), timeout))).await;
+                Some(probes.iter().any(|(a, _)| a.outcome.identity().is_some()))
+            }
+            _ => None,
+        };
+        (t.clone(), attempts, reachable)
     });
-    for (t, attempts) in join_all(per_node).await {
+    for (t, attempts, reachable) in join_all(per_node).await {
         let local_backends: Vec<&str> =
             session.agents.servers.iter().filter(|s| s.node == t.node).map(|s| s.pod.as_str()).collect();
-        results.push(judge_local(&t, port, &local_backends, &attempts));
+        results.push(judge_local(&t, port, &local_backends, &attempts, reachable));
     }
     results
 }
 
+/// `reachable`: whether the node answered on the Cluster-policy node port (asked only of nodes without
+/// a local backend; None when it could not be asked).
 fn judge_local(
     t: &Target,
     port: u16,
     local_backends: &[&str],
     attempts: &[(Attempt, Option<SocketAddr>)],
+    reachable: Option<bool>,
 ) -> CheckResult {
-    let subject = Subject::from_node(RUNNER).to_node(&t.node).at(format!("{}:{port}", t.ip));
+    let subject = Subject::from_node(RUNNER).to_node(&t.node).at(t.socket(port).to_string());
     let answered: Vec<(&crate::protocol::Identity, Option<SocketAddr>)> =
         attempts.iter().filter_map(|(a, local)| a.outcome.identity().map(|i| (i, *local))).collect();
     if local_backends.is_empty() {
-        let pass = answered.is_empty();
+        let pass = answered.is_empty() && reachable == Some(true);
         let message = if pass {
-            format!("no local backend, and the node did not forward ({} requests unanswered)", attempts.len())
+            format!(
+                "no local backend, and the node did not forward ({} requests unanswered, while its Cluster-policy \
+                 node port answered)",
+                attempts.len()
+            )
+        } else if answered.is_empty() {
+            let why = if reachable == Some(false) {
+                "its Cluster-policy node port did not answer either: the node is unreachable"
+            } else {
+                "the Cluster-policy node port could not be asked"
+            };
+            format!(
+                "no local backend and no answer, but {why}, so a node that does not forward cannot be told from \
+                 one that cannot be reached"
+            )
         } else {
             format!(
                 "no local backend, yet {} of {} requests were forwarded to another node",
@@ -339,7 +377,7 @@ mod tests {
     use crate::protocol::{Identity, Outcome};
 
     fn t(node: &str, ip: &str) -> Target {
-        Target { node: node.into(), ip: ip.into() }
+        Target { node: node.into(), ip: ip.parse().unwrap() }
     }
 
     #[test]
@@ -380,9 +418,9 @@ mod tests {
 
     #[test]
     fn local_policy_requires_the_preserved_source() {
-        let ok = judge_local(&t("a", "10.0.0.1"), 30000, &["s1"], &[answer("s1", "10.250.0.1:40000")]);
+        let ok = judge_local(&t("a", "10.0.0.1"), 30000, &["s1"], &[answer("s1", "10.250.0.1:40000")], None);
         assert_eq!(ok.status, Status::Pass);
-        let snat = judge_local(&t("a", "10.0.0.1"), 30000, &["s1"], &[answer("s1", "10.244.1.1:5000")]);
+        let snat = judge_local(&t("a", "10.0.0.1"), 30000, &["s1"], &[answer("s1", "10.244.1.1:5000")], None);
         assert_eq!(snat.status, Status::Fail);
         assert!(snat.message.contains("source address"), "{}", snat.message);
     }
@@ -391,7 +429,39 @@ mod tests {
     fn a_node_without_local_backend_must_not_forward() {
         let silent =
             (Attempt { target: "t".into(), start_ms: 0, elapsed_us: 1, retries: 0, outcome: Outcome::Timeout }, None);
-        assert_eq!(judge_local(&t("b", "10.0.0.2"), 30000, &[], std::slice::from_ref(&silent)).status, Status::Pass);
-        assert_eq!(judge_local(&t("b", "10.0.0.2"), 30000, &[], &[answer("s1", "x:1")]).status, Status::Fail);
+        let quiet = std::slice::from_ref(&silent);
+        assert_eq!(judge_local(&t("b", "10.0.0.2"), 30000, &[], quiet, Some(true)).status, Status::Pass);
+        assert_eq!(
+            judge_local(&t("b", "10.0.0.2"), 30000, &[], &[answer("s1", "x:1")], Some(true)).status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn a_silent_node_that_is_unreachable_is_not_a_pass() {
+        let silent =
+            (Attempt { target: "t".into(), start_ms: 0, elapsed_us: 1, retries: 0, outcome: Outcome::Timeout }, None);
+        let quiet = std::slice::from_ref(&silent);
+        let unreachable = judge_local(&t("b", "10.0.0.2"), 30000, &[], quiet, Some(false));
+        assert_eq!(unreachable.status, Status::Fail);
+        assert!(unreachable.message.contains("unreachable"), "{}", unreachable.message);
+        assert_eq!(judge_local(&t("b", "10.0.0.2"), 30000, &[], quiet, None).status, Status::Fail);
+    }
+
+    #[test]
+    fn ipv6_and_dual_stack_addresses_are_targets_not_panics() {
+        let node = |ips: &[&str]| NodeInfo {
+            name: "n".into(),
+            ready: true,
+            internal_ips: ips.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let (targets, skipped) = targets(&[node(&["10.0.0.2", "fd00::2", "not-an-ip"])], EVERY_NODE);
+        assert_eq!(
+            targets.iter().map(|t| t.socket(30000).to_string()).collect::<Vec<_>>(),
+            ["10.0.0.2:30000", "[fd00::2]:30000"]
+        );
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].status, Status::Skip);
     }
 }

@@ -124,26 +124,41 @@ async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult>
         any_server: false,
     };
     let late_ip = late.ip.as_str();
-    let while_unready: BTreeMap<String, usize> = join_all(session.agents.clients.iter().map(|(node, agent)| {
-        let http = http.clone();
-        async move {
-            let deadline = UNREADY_WINDOW + Duration::from_secs(20);
-            let r =
-                orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(http), deadline).await;
-            let reached = r.map(|r| r.attempts.iter().filter(|a| answered_by(a, late_ip)).count()).unwrap_or(0);
-            (node.clone(), reached)
-        }
-    }))
-    .await
-    .into_iter()
-    .collect();
+    // Per node: answers from the unready pod, or why the order brought nothing back.
+    let while_unready: BTreeMap<String, Result<usize, String>> =
+        join_all(session.agents.clients.iter().map(|(node, agent)| {
+            let http = http.clone();
+            async move {
+                let deadline = UNREADY_WINDOW + Duration::from_secs(20);
+                let r = orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(http), deadline)
+                    .await;
+                let reached =
+                    r.map(|r| r.attempts.iter().filter(|a| answered_by(a, late_ip)).count()).map_err(|e| e.to_string());
+                (node.clone(), reached)
+            }
+        }))
+        .await
+        .into_iter()
+        .collect();
     let e = experiment(session, &late, true, limits).await;
     delete_late_pod(session).await;
     let mut results = judge(READD, &late, &e, limits);
     for r in &mut results {
         r.check = UNREADY_AT_START.into();
         let node = r.subject.source_node.clone().unwrap_or_default();
-        let early = while_unready.get(&node).copied().unwrap_or(0)
+        let unready_answers = match while_unready.get(&node) {
+            Some(Ok(n)) => *n,
+            // No evidence from the unready window is not "0 answers".
+            Some(Err(why)) => {
+                *r = unready_window_lost(r, &format!("its traffic order did not come back: {why}"));
+                continue;
+            }
+            None => {
+                *r = unready_window_lost(r, "no traffic was sent from it");
+                continue;
+            }
+        };
+        let early = unready_answers
             + e.nodes.get(&node).map_or(0, |t| {
                 t.requests.iter().filter(|(at, ip)| *at < 0 && ip.as_deref() == Some(late.ip.as_str())).count()
             });
@@ -161,6 +176,15 @@ async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult>
         }
     }
     results
+}
+
+/// The result for a node whose traffic during the unready window is unknown: an error, never a pass.
+fn unready_window_lost(r: &CheckResult, why: &str) -> CheckResult {
+    let mut lost = r.clone();
+    lost.status = Status::Error;
+    lost.message = format!("while {LATE_POD} was not ready, {why}; whether traffic reached it is unknown");
+    lost.diagnosis = None;
+    lost
 }
 
 fn answered_by(a: &Attempt, ip: &str) -> bool {
@@ -558,6 +582,15 @@ mod tests {
         assert_eq!(dns_ms(&cached, true), None, "listed before the switch too: a cached answer times nothing");
         let dropped_then_back = [(-20, Some(false)), (0, None), (20, Some(false)), (40, Some(true))];
         assert_eq!(dns_ms(&dropped_then_back, true), Some(40));
+    }
+
+    #[test]
+    fn an_unknown_unready_window_is_an_error_not_a_pass() {
+        let passed = CheckResult::new(READD, Status::Pass, Subject::from_node("node-b"), "API 1 ms");
+        let lost = unready_window_lost(&passed, "its traffic order did not come back: timed out");
+        assert_eq!(lost.status, Status::Error);
+        assert!(lost.message.contains("did not come back: timed out"), "{}", lost.message);
+        assert_eq!(lost.subject, passed.subject);
     }
 
     #[test]

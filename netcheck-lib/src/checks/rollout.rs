@@ -50,6 +50,11 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         .into_iter()
         .map(|(node, chunks)| {
             let subject = Subject::from_node(&node).named(format!("deployment/{ROLLOUT_SERVICE}"));
+            // A chunk whose order did not come back is missing data, never "no failed requests".
+            if let Some(missing) = missing_chunks(&chunks) {
+                return CheckResult::new(ROLLOUT, Status::Error, subject, missing);
+            }
+            let chunks: Vec<Vec<Attempt>> = chunks.into_iter().flatten().collect();
             let tally = tally(&chunks);
             let pass = tally.failed <= max_failed && tally.longest_gap_ms <= max_gap.as_millis() as u64;
             let message = format!(
@@ -79,7 +84,26 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         .collect()
 }
 
-type Chunks = Vec<Vec<Attempt>>;
+/// Per node, one entry per traffic chunk: its attempts, or why its order brought nothing back.
+type Chunks = Vec<Result<Vec<Attempt>, String>>;
+
+/// Why a node's chunks cannot be judged: an order that did not come back, or no request at all.
+fn missing_chunks(chunks: &Chunks) -> Option<String> {
+    let lost: Vec<(usize, &String)> =
+        chunks.iter().enumerate().filter_map(|(i, c)| Some((i, c.as_ref().err()?))).collect();
+    if let Some((i, why)) = lost.first() {
+        return Some(format!(
+            "{} of {} traffic chunks came back without results (chunk {}: {why}): the rollout's effect on this node is unknown",
+            lost.len(),
+            chunks.len(),
+            i + 1
+        ));
+    }
+    if chunks.iter().flatten().all(|attempts| attempts.is_empty()) {
+        return Some("the client sent no request during the rollout: nothing to judge".into());
+    }
+    None
+}
 
 async fn experiment(
     session: &Session,
@@ -165,7 +189,7 @@ async fn served_everywhere(session: &Session, target: &str) -> Result<(), String
     }
 }
 
-async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(String, Vec<Attempt>)> {
+async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(String, Result<Vec<Attempt>, String>)> {
     let attempts = (CHUNK.as_millis() / interval.as_millis().max(1)) as u32;
     let probe = HttpProbe {
         targets: vec![target.to_string()],
@@ -187,7 +211,7 @@ async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(Stri
                 CHUNK + Duration::from_secs(20),
             )
             .await;
-            (node.clone(), r.map(|r| r.attempts).unwrap_or_default())
+            (node.clone(), r.map(|r| r.attempts).map_err(|e| e.to_string()))
         }
     });
     join_all(per_client).await
@@ -281,6 +305,16 @@ mod tests {
         let t = tally(&chunks);
         assert_eq!((t.sent, t.failed, t.longest_gap_ms), (6, 1, 100));
         assert_eq!(t.failures, vec!["+100 ms: refused".to_string()]);
+    }
+
+    #[test]
+    fn a_lost_chunk_or_no_request_at_all_is_missing_data() {
+        let lost: Chunks = vec![Ok(vec![at(0, true)]), Err("timed out".into()), Ok(vec![at(0, true)])];
+        let why = missing_chunks(&lost).expect("missing data");
+        assert!(why.starts_with("1 of 3 traffic chunks came back without results (chunk 2: timed out)"), "{why}");
+        assert!(missing_chunks(&vec![Ok(vec![]), Ok(vec![])]).is_some(), "no request is no evidence");
+        assert!(missing_chunks(&vec![]).is_some(), "no chunk at all is no evidence");
+        assert_eq!(missing_chunks(&vec![Ok(vec![at(0, true), at(20, false)])]), None);
     }
 
     #[test]

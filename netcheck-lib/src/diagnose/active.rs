@@ -315,10 +315,29 @@ fn failing<'a>(targets: &'a [Target], observed: &Observations) -> (Vec<Failing<'
     (failing, silent)
 }
 
+/// A step whose probes passed from the nodes that reported while some reported nothing: not a pass,
+/// since "from every node" was not observed; the silent nodes are named in the evidence.
+fn silent_nodes(id: &'static str, what: &str, evidence: Vec<String>) -> Step {
+    let silent = evidence.iter().filter(|e| e.starts_with("no result from the client on")).count();
+    Step::new(
+        id,
+        StepStatus::Fail,
+        format!("{what} from the nodes that reported, but {silent} node(s) reported nothing"),
+    )
+    .with_evidence(evidence)
+    .with_fix(
+        "a client agent that sends no result: check that node's path to the API server and the agent's logs \
+         (kubectl logs -n <run namespace> netcheck-client-<node>)",
+    )
+}
+
 /// `pod-ip`: every ready endpoint address answers on its port from every node.
 pub fn judge_pod_ips(targets: &[Target], observed: &Observations) -> Step {
     let (failing, silent) = failing(targets, observed);
     let sources = observed.values().filter(|r| r.is_ok()).count();
+    if failing.is_empty() && !silent.is_empty() {
+        return silent_nodes(POD_IP, "the endpoint addresses answer", silent);
+    }
     if failing.is_empty() {
         return Step::new(
             POD_IP,
@@ -365,6 +384,9 @@ pub fn judge_pod_ips(targets: &[Target], observed: &Observations) -> Step {
 /// `cluster-ip`: the ClusterIP answers on every selected port from every node (the pods answered).
 pub fn judge_cluster_ip(targets: &[Target], observed: &Observations) -> Step {
     let (failing, silent) = failing(targets, observed);
+    if failing.is_empty() && !silent.is_empty() {
+        return silent_nodes(CLUSTER_IP, "the ClusterIP answers", silent);
+    }
     if failing.is_empty() {
         let list: Vec<String> = targets.iter().map(|t| t.address.clone()).collect();
         return Step::new(CLUSTER_IP, StepStatus::Pass, format!("{} answers from every node", list.join(", ")))
@@ -512,6 +534,9 @@ pub fn judge_dns(questions: &Questions, answers: &BTreeMap<String, std::result::
         }
     }
     let names: Vec<String> = questions.queries.iter().map(|(q, _)| q.name.clone()).collect();
+    if wrong.is_empty() && !evidence.is_empty() {
+        return silent_nodes(DNS, "the names answer as expected", evidence);
+    }
     if wrong.is_empty() {
         let expected = questions.queries.first().map(|(_, e)| e.join(", ")).unwrap_or_default();
         return Step::new(DNS, StepStatus::Pass, format!("{} answer {expected} from every node", names.join(" and ")))
@@ -555,6 +580,10 @@ pub fn judge_node_ports(targets: &[Target], expectation: &NodePortExpectation, o
             nodes.iter().cloned().collect::<Vec<_>>().join(", "),
             if without.is_empty() { "no other node".to_string() } else { shorten(&without, 4) }
         ));
+    }
+    if broken.is_empty() && !silent.is_empty() {
+        evidence.extend(silent);
+        return silent_nodes(NODE_PORT, "the node ports answer", evidence);
     }
     evidence.extend(silent);
     if broken.is_empty() {
@@ -639,6 +668,21 @@ mod tests {
         let step = judge_cluster_ip(&t, &o);
         assert_eq!(step.summary, "the ClusterIP does not answer from node-b, although the pods answer on their IPs");
         assert!(step.fix.unwrap().starts_with("the service proxy (kube-proxy) on node-b"));
+    }
+
+    #[test]
+    fn a_node_that_reported_nothing_is_named_not_passed_over() {
+        let t = [Target { address: "10.96.0.20:80".into(), label: "10.96.0.20:80".into(), node: None }];
+        let mut o = observed(&[("node-a", &[("10.96.0.20:80", Seen::Connected)])]);
+        o.insert("node-b".into(), Err("timed out after 17 s".into()));
+        let step = judge_cluster_ip(&t, &o);
+        assert_eq!(step.status, StepStatus::Fail);
+        assert_eq!(step.summary, "the ClusterIP answers from the nodes that reported, but 1 node(s) reported nothing");
+        assert_eq!(step.evidence, ["no result from the client on node-b: timed out after 17 s"]);
+        let pods = [target("10.244.1.5:8080", "node-a")];
+        let mut o = observed(&[("node-a", &[("10.244.1.5:8080", Seen::Connected)])]);
+        o.insert("node-b".into(), Err("timed out".into()));
+        assert_eq!(judge_pod_ips(&pods, &o).status, StepStatus::Fail);
     }
 
     #[test]

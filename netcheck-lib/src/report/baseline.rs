@@ -1,6 +1,7 @@
 //! Comparing a report with an earlier one (`netcheck run --baseline PREVIOUS.json`), e.g. from before a
-//! cluster upgrade: a result that passed and no longer does, or a time that grew beyond a tolerance,
-//! is a regression.
+//! cluster upgrade: a result that passed and no longer does (it failed, errored, was skipped, or is
+//! missing from the current run, as when a node is gone), or a time that grew beyond a tolerance, is a
+//! regression.
 //!
 //! Results are matched by check, source node, target node and name, with the run's own namespace
 //! (`netcheck-<id>`) masked, since each run has its own; addresses are not compared (ClusterIPs and
@@ -54,11 +55,19 @@ pub struct Regression {
 /// ```
 pub fn compare(baseline: &Report, current: &Report, tolerance: Tolerance) -> Vec<Regression> {
     let earlier = keyed(baseline);
+    let now_keyed = keyed(current);
     let mut regressions = Vec::new();
-    for ((key, nth), now) in keyed(current) {
+    // A pass that the current run no longer has at all: what it covered was not checked.
+    for (key, before) in &earlier {
+        if before.status == Status::Pass && !now_keyed.contains_key(key) {
+            let what = "pass → missing: the current run has no such result".to_string();
+            regressions.push(Regression { check: before.check.clone(), subject: before.subject.to_string(), what });
+        }
+    }
+    for ((key, nth), now) in now_keyed {
         let Some(before) = earlier.get(&(key.clone(), nth)) else { continue };
         let subject = now.subject.to_string();
-        if before.status == Status::Pass && matches!(now.status, Status::Fail | Status::Error) {
+        if before.status == Status::Pass && now.status != Status::Pass {
             let what = format!("{} → {}: {}", before.status.as_str(), now.status.as_str(), now.message);
             regressions.push(Regression { check: now.check.clone(), subject: subject.clone(), what });
         }
@@ -123,6 +132,27 @@ mod tests {
         let found = compare(&before, &after, Tolerance::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].what.starts_with("pass → fail"), "{found:?}");
+    }
+
+    #[test]
+    fn a_pass_that_is_skipped_or_missing_now_is_a_regression() {
+        let before = sample_report();
+        let i = before.results.iter().position(|r| r.status == Status::Pass).unwrap();
+        let mut skipped = before.clone();
+        skipped.results[i].status = Status::Skip;
+        let found = compare(&before, &skipped, Tolerance::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].what.starts_with("pass → skip"), "{found:?}");
+
+        let mut missing = before.clone();
+        let gone = missing.results.remove(i);
+        let found = compare(&before, &missing, Tolerance::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].check.as_str(), found[0].what.as_str()),
+            (gone.check.as_str(), "pass → missing: the current run has no such result")
+        );
+        assert_eq!(found[0].subject, gone.subject.to_string());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::Cluster;
 use crate::{Error, Result};
 
 /// What netcheck needs to know about a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     /// Node name.
     pub name: String,
