@@ -427,8 +427,13 @@ fn fail_error(error: &Error) -> ExitCode {
         Error::Deploy { .. } => "fix the cause above (for a missing image: load it into the nodes or pass --image)",
         Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
         Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
-        Error::Interrupted => {
-            "the run stopped; its namespace is deleted unless --keep was given (`netcheck gc` collects leftovers)"
+        Error::Interrupted { signal } => {
+            eprintln!(
+                "netcheck: {error}\n  → the run stopped; its namespace is deleted unless --keep was given (`netcheck gc` \
+                 collects leftovers)"
+            );
+            // As a shell reports a process ended by the signal: 130 for SIGINT, 143 SIGTERM, 129 SIGHUP.
+            return ExitCode::from((128 + signal) as u8);
         }
         _ => "re-run with RUST_LOG=debug for details",
     };

@@ -28,29 +28,34 @@ async fn live_namespaces(client: &kube::Client) -> Vec<String> {
 #[tokio::test]
 async fn interrupt_deletes_the_namespace() {
     let Some(client) = client().await else { return };
-    let before = live_namespaces(&client).await;
-    let child = Command::new(BIN)
-        .args(["run", "--scenario", "quick"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the run has created its namespace, then interrupt it as Ctrl-C would.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let created = loop {
-        let now = live_namespaces(&client).await;
-        if let Some(ns) = now.into_iter().find(|n| !before.contains(n)) {
-            break ns;
-        }
-        assert!(Instant::now() < deadline, "the run never created its namespace");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
-    assert!(!live_namespaces(&client).await.contains(&created), "{created} is being deleted");
+    // Ctrl-C, a CI runner's cancel, a closed terminal: each stops the run, cleans up, and exits as a
+    // shell reports that signal.
+    for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        let before = live_namespaces(&client).await;
+        let child = Command::new(BIN)
+            .args(["run", "--scenario", "quick"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the run has created its namespace, then send the signal.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let created = loop {
+            let now = live_namespaces(&client).await;
+            if let Some(ns) = now.into_iter().find(|n| !before.contains(n)) {
+                break ns;
+            }
+            assert!(Instant::now() < deadline, "the run never created its namespace");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stderr}");
+        assert!(stderr.contains(&format!("interrupted by SIG{signal}")), "{stderr}");
+        assert!(!live_namespaces(&client).await.contains(&created), "{created} is being deleted");
+    }
 }
 
 #[tokio::test]

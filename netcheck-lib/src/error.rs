@@ -64,9 +64,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The run was interrupted (SIGINT/SIGTERM).
-    #[error("interrupted")]
-    Interrupted,
+    /// The run was interrupted by a signal (SIGINT, SIGTERM or SIGHUP); its namespace is deleted.
+    #[error("interrupted by {}", signal_name(*.signal))]
+    Interrupted {
+        /// The signal's number (2 SIGINT, 15 SIGTERM, 1 SIGHUP); a shell reports 128 + it.
+        signal: i32,
+    },
+}
+
+/// The name of the signals netcheck stops on.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
 }
 
 /// Result alias for the library.
