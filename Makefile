@@ -9,7 +9,7 @@ KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
 
-.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test examples bench full-scenario upgrade-test
+.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test examples bench soak full-scenario upgrade-test
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -61,6 +61,12 @@ upgrade-test:
 
 bench: image netcheck
 	scripts/bench.sh
+
+# N healthy runs of a scenario back to back: failures and leftover namespaces (RUNS=50 SCENARIO=quick).
+RUNS ?= 50
+SCENARIO ?= quick
+soak: image netcheck
+	scripts/soak.sh $(RUNS) $(SCENARIO)
 
 down:
 	testbed/down
