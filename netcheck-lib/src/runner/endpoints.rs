@@ -51,7 +51,7 @@ pub async fn watch_until_ready_is(
     ready: bool,
     limit: std::time::Duration,
 ) -> Option<std::time::Instant> {
-    use futures::{StreamExt, TryStreamExt};
+    use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
 
     let matches = |addresses: &[EndpointAddress]| addresses.iter().any(|a| a.ip == ip && a.ready == ready);
@@ -60,8 +60,9 @@ pub async fn watch_until_ready_is(
             let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), ns);
             let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
             let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
-            while let Ok(Some(slice)) = stream.try_next().await {
-                if matches(&from_slice(&slice)) {
+            // A watch error is retried with backoff, not taken for "the endpoint never changed".
+            while let Some(item) = stream.next().await {
+                if item.is_ok_and(|slice| matches(&from_slice(&slice))) {
                     return Some(std::time::Instant::now());
                 }
             }
@@ -69,8 +70,8 @@ pub async fn watch_until_ready_is(
             let api: Api<Endpoints> = Api::namespaced(cluster.client.clone(), ns);
             let config = watcher::Config::default().fields(&format!("metadata.name={service}"));
             let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
-            while let Some(Ok(ep)) = stream.next().await {
-                if matches(&from_endpoints(&ep).into_iter().collect::<Vec<_>>()) {
+            while let Some(item) = stream.next().await {
+                if item.is_ok_and(|ep| matches(&from_endpoints(&ep).into_iter().collect::<Vec<_>>())) {
                     return Some(std::time::Instant::now());
                 }
             }

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
-use kube::runtime::wait::await_condition;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::deploy::AgentPod;
 use crate::protocol::{
@@ -73,25 +74,35 @@ pub async fn send(
         ..Default::default()
     };
     api.create(&PostParams::default(), &cm).await.map_err(|e| OrderFailure::Api(e.to_string()))?;
-    let has_result =
-        |cm: Option<&ConfigMap>| cm.and_then(|c| c.data.as_ref()).is_some_and(|d| d.contains_key(RESULT_KEY));
-    let answered = tokio::time::timeout(timeout, await_condition(api.clone(), &name, has_result)).await;
+    let answered = tokio::time::timeout(timeout, result_written(&api, &name)).await;
     // Orders are evidence only while they run; the namespace deletion would remove them anyway.
     let cleanup = api.clone();
     let cleanup_name = name.clone();
     tokio::spawn(async move { cleanup.delete(&cleanup_name, &Default::default()).await.ok() });
-    let cm = match answered {
-        Err(_) => {
-            return Err(OrderFailure::NoReport { agent: agent.pod.clone(), node: agent.node.clone(), waited: timeout });
-        }
-        Ok(Err(e)) => return Err(OrderFailure::Api(e.to_string())),
-        Ok(Ok(cm)) => cm,
+    let Ok(cm) = answered else {
+        return Err(OrderFailure::NoReport { agent: agent.pod.clone(), node: agent.node.clone(), waited: timeout });
     };
-    let text = cm.and_then(|c| c.data).and_then(|mut d| d.remove(RESULT_KEY)).unwrap_or_default();
+    let text = cm.data.and_then(|mut d| d.remove(RESULT_KEY)).unwrap_or_default();
     let result = protocol::parse_result(&text).map_err(OrderFailure::Refused)?;
     match &result.error {
         Some(e) => Err(OrderFailure::Refused(e.clone())),
         None => Ok(result),
+    }
+}
+
+/// Waits until the order ConfigMap `name` carries a result. A watch that fails or ends (the API
+/// server closing it, a broken connection while the network is under test) is resumed with backoff:
+/// only the caller's deadline ends the wait, so a lost watch is never mistaken for a lost agent.
+async fn result_written(api: &Api<ConfigMap>, name: &str) -> ConfigMap {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(api.clone(), config).default_backoff().applied_objects().boxed();
+    loop {
+        match stream.next().await {
+            Some(Ok(cm)) if cm.data.as_ref().is_some_and(|d| d.contains_key(RESULT_KEY)) => return cm,
+            Some(_) => continue,
+            // The watcher stream does not end on its own; should it, wait for the deadline.
+            None => std::future::pending::<()>().await,
+        }
     }
 }
 
