@@ -61,6 +61,7 @@ pub async fn http(session: &Session, url: &str, status: u16, options: &ProbeOpti
             timeout_ms: options.timeout.as_millis() as u64,
             interval_ms: 0,
             any_server: true,
+            give_up_after: 0,
         })
     };
     let wanted = Outcome::Http { status };

@@ -90,6 +90,11 @@ pub struct HttpProbe {
     /// as [`Outcome::Http`] with its status, instead of being read as an agent's identity.
     #[serde(default)]
     pub any_server: bool,
+    /// When non-zero, a target is given up (no more requests sent to it) once this many of its requests
+    /// in a row timed out and none was ever answered: a silently dropped path is then reported in a
+    /// few timeouts instead of `attempts` of them. 0: send every attempt.
+    #[serde(default)]
+    pub give_up_after: u32,
 }
 
 /// TCP connect probing: each attempt opens a fresh connection and closes it at once.
@@ -352,6 +357,7 @@ mod tests {
                 timeout_ms: 500,
                 interval_ms: 0,
                 any_server: false,
+                give_up_after: 0,
             }),
         };
         let text = serde_json::to_string(&order).unwrap();

@@ -22,6 +22,8 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
     let jobs: Vec<String> =
         probe.targets.iter().flat_map(|t| std::iter::repeat_n(t.clone(), probe.attempts as usize)).collect();
     let interval = Duration::from_millis(probe.interval_ms);
+    let silence = std::sync::Mutex::new(Silence::default());
+    let silence = &silence;
     let attempts = futures::stream::iter(jobs.into_iter().enumerate())
         .map(|(i, target)| {
             let client = client.clone();
@@ -32,21 +34,48 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
                     let nth = (i % probe.attempts.max(1) as usize) as u32;
                     tokio::time::sleep_until((origin + interval * nth).into()).await;
                 }
+                if silence.lock().is_ok_and(|s| s.given_up(&target, probe.give_up_after)) {
+                    return None;
+                }
                 let start = Instant::now();
                 let outcome = http_once(&client, &url, probe.any_server).await;
-                Attempt {
+                if let Ok(mut s) = silence.lock() {
+                    s.record(&target, &outcome);
+                }
+                Some(Attempt {
                     target,
                     start_ms: start.duration_since(origin).as_millis() as u64,
                     elapsed_us: start.elapsed().as_micros() as u64,
                     retries: 0,
                     outcome,
-                }
+                })
             }
         })
         .buffer_unordered(probe.concurrency.max(1) as usize)
+        .filter_map(std::future::ready)
         .collect()
         .await;
     Ok(attempts)
+}
+
+/// Per target: timeouts in a row, and whether it ever answered ([`HttpProbe::give_up_after`]).
+#[derive(Default)]
+struct Silence(std::collections::HashMap<String, (u32, bool)>);
+
+impl Silence {
+    fn record(&mut self, target: &str, outcome: &Outcome) {
+        let (in_a_row, answered) = self.0.entry(target.to_string()).or_default();
+        if *outcome == Outcome::Timeout {
+            *in_a_row += 1;
+        } else {
+            *in_a_row = 0;
+            *answered = true;
+        }
+    }
+
+    fn given_up(&self, target: &str, limit: u32) -> bool {
+        limit > 0 && self.0.get(target).is_some_and(|(in_a_row, answered)| !answered && *in_a_row >= limit)
+    }
 }
 
 async fn http_once(client: &reqwest::Client, url: &str, any_server: bool) -> Outcome {
@@ -200,4 +229,25 @@ async fn udp_exchange(target: &str, probe: &UdpProbe) -> (Outcome, u32) {
         }
     }
     (Outcome::Timeout, probe.retries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_is_given_up_after_timeouts_only_if_it_never_answered() {
+        let mut s = Silence::default();
+        for _ in 0..3 {
+            s.record("10.96.0.5:80", &Outcome::Timeout);
+        }
+        assert!(s.given_up("10.96.0.5:80", 3));
+        assert!(!s.given_up("10.96.0.5:80", 0), "0: never give up");
+        assert!(!s.given_up("10.96.0.5:80", 4));
+        s.record("10.96.0.6:80", &Outcome::Refused);
+        for _ in 0..5 {
+            s.record("10.96.0.6:80", &Outcome::Timeout);
+        }
+        assert!(!s.given_up("10.96.0.6:80", 3), "a target that answered once is probed to the end");
+    }
 }

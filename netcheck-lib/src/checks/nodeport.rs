@@ -131,6 +131,7 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
             timeout_ms: timeout.as_millis() as u64,
             interval_ms: 0,
             any_server: false,
+            give_up_after: 0,
         };
         let waves = (probe.targets.len() as u32 * requests).div_ceil(16) as u64 + 1;
         let deadline = timeout * waves as u32 + Duration::from_secs(15);

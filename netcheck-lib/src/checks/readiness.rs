@@ -122,6 +122,7 @@ async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult>
         timeout_ms: 1000,
         interval_ms: limits.interval.as_millis() as u64,
         any_server: false,
+        give_up_after: 0,
     };
     let late_ip = late.ip.as_str();
     // Per node: answers from the unready pod, or why the order brought nothing back.
@@ -259,6 +260,7 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
         timeout_ms: 1000,
         interval_ms: limits.interval.as_millis() as u64,
         any_server: false,
+        give_up_after: 0,
     };
     let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
     let dns = DnsProbe {
@@ -354,6 +356,7 @@ async fn delivery_estimates(session: &Session) -> BTreeMap<String, u64> {
             timeout_ms: 1,
             interval_ms: 0,
             any_server: false,
+            give_up_after: 0,
         };
         let start = Instant::now();
         let r = orders::send(

@@ -199,6 +199,7 @@ async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(Stri
         timeout_ms: 1000,
         interval_ms: interval.as_millis() as u64,
         any_server: false,
+        give_up_after: 0,
     };
     let per_client = session.agents.clients.iter().map(|(node, agent)| {
         let probe = probe.clone();

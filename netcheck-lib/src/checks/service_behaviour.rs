@@ -68,6 +68,7 @@ async fn http_from_every_client(
             timeout_ms,
             interval_ms,
             any_server: false,
+            give_up_after: 0,
         };
         let deadline =
             Duration::from_millis(timeout_ms * (attempts as u64).div_ceil(4) + interval_ms * attempts as u64 + 15_000);

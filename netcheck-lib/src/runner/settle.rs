@@ -108,6 +108,7 @@ pub(crate) async fn data_plane_converged(
                 timeout_ms: 1000,
                 interval_ms: 0,
                 any_server: false,
+                give_up_after: 0,
             };
             let waves = (probe.attempts * probe.targets.len() as u32).div_ceil(probe.concurrency) as u64 + 1;
             let deadline = Duration::from_millis(waves * probe.timeout_ms + 15_000);
