@@ -137,6 +137,12 @@ pub async fn wait_ready(
     loop {
         tokio::select! {
             pod = pod_stream.next() => {
+                // A refused watch would otherwise wait out the timeout and blame the pods.
+                if let Some(Err(e)) = &pod
+                    && let Some(refused) = super::watch_refusal(e)
+                {
+                    return Err(Error::Deploy { object: "pods".into(), reason: format!("cannot watch them: {refused}") });
+                }
                 let Some(Ok(pod)) = pod else { continue };
                 if let Some(err) = fatal_pod_state(&pod) { return Err(err); }
                 seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);

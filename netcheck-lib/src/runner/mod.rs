@@ -267,6 +267,18 @@ fn lap(name: &str, clock: &mut Instant, phases: &mut Vec<Phase>) {
     *clock = Instant::now();
 }
 
+/// The API's refusal behind a watch error (401 or 403), said with the verb and resource it names;
+/// None for errors a retry may cure (a broken connection, an expired watch).
+pub(crate) fn watch_refusal(e: &kube::runtime::watcher::Error) -> Option<String> {
+    use kube::runtime::watcher::Error as W;
+    let status = match e {
+        W::InitialListFailed(kube::Error::Api(s)) | W::WatchStartFailed(kube::Error::Api(s)) => s.as_ref(),
+        W::WatchError(s) => s.as_ref(),
+        _ => return None,
+    };
+    matches!(status.code, 401 | 403).then(|| format!("the API refused ({}): {}", status.code, status.message))
+}
+
 /// Runs `work` unless SIGINT, SIGTERM or SIGHUP arrives first. Dropping `work` drops its session
 /// guard, which deletes the namespace. From the first signal on, a second SIGINT ends the process at
 /// once (its default action): whoever presses Ctrl-C twice does not wait for the clean-up, and what it
@@ -287,4 +299,25 @@ pub(crate) async fn interruptible<T>(work: impl std::future::Future<Output = Res
     // SAFETY: restores the default disposition of SIGINT; no Rust state is involved.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     Err(Error::Interrupted { signal })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+    use kube::runtime::watcher::Error as W;
+
+    #[test]
+    fn a_forbidden_watch_is_a_refusal_and_a_broken_one_is_not() {
+        let status = |code| Status {
+            code,
+            message: "configmaps is forbidden: User \"ci\" cannot watch resource \"configmaps\"".into(),
+            ..Default::default()
+        };
+        let refused = watch_refusal(&W::WatchError(Box::new(status(403)))).expect("a refusal");
+        assert!(refused.starts_with("the API refused (403): configmaps is forbidden"), "{refused}");
+        assert!(watch_refusal(&W::InitialListFailed(kube::Error::Api(Box::new(status(401))))).is_some());
+        assert_eq!(watch_refusal(&W::WatchError(Box::new(status(410)))), None, "an expired watch is resumed");
+        assert_eq!(watch_refusal(&W::NoResourceVersion), None);
+    }
 }

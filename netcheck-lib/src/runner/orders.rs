@@ -79,8 +79,12 @@ pub async fn send(
     let cleanup = api.clone();
     let cleanup_name = name.clone();
     tokio::spawn(async move { cleanup.delete(&cleanup_name, &Default::default()).await.ok() });
-    let Ok(cm) = answered else {
-        return Err(OrderFailure::NoReport { agent: agent.pod.clone(), node: agent.node.clone(), waited: timeout });
+    let cm = match answered {
+        Err(_) => {
+            return Err(OrderFailure::NoReport { agent: agent.pod.clone(), node: agent.node.clone(), waited: timeout });
+        }
+        Ok(Err(refused)) => return Err(OrderFailure::Api(format!("watching its ConfigMap: {refused}"))),
+        Ok(Ok(cm)) => cm,
     };
     let text = cm.data.and_then(|mut d| d.remove(RESULT_KEY)).unwrap_or_default();
     let result = protocol::parse_result(&text).map_err(OrderFailure::Refused)?;
@@ -92,13 +96,19 @@ pub async fn send(
 
 /// Waits until the order ConfigMap `name` carries a result. A watch that fails or ends (the API
 /// server closing it, a broken connection while the network is under test) is resumed with backoff:
-/// only the caller's deadline ends the wait, so a lost watch is never mistaken for a lost agent.
-async fn result_written(api: &Api<ConfigMap>, name: &str) -> ConfigMap {
+/// only the caller's deadline ends the wait, so a lost watch is never mistaken for a lost agent. A
+/// refusal (403, 401) is final: waiting would not grant the permission.
+async fn result_written(api: &Api<ConfigMap>, name: &str) -> std::result::Result<ConfigMap, String> {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher(api.clone(), config).default_backoff().applied_objects().boxed();
     loop {
         match stream.next().await {
-            Some(Ok(cm)) if cm.data.as_ref().is_some_and(|d| d.contains_key(RESULT_KEY)) => return cm,
+            Some(Ok(cm)) if cm.data.as_ref().is_some_and(|d| d.contains_key(RESULT_KEY)) => return Ok(cm),
+            Some(Err(e)) => {
+                if let Some(refused) = super::watch_refusal(&e) {
+                    return Err(refused);
+                }
+            }
             Some(_) => continue,
             // The watcher stream does not end on its own; should it, wait for the deadline.
             None => std::future::pending::<()>().await,
