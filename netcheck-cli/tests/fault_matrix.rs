@@ -1,0 +1,139 @@
+//! The fault matrix: each path broken on node-b alone, once as a refusal (REJECT) and once as a silent
+//! drop (DROP), through `netcheck run` as a user runs it. Every case must exit 1, every result that is
+//! not a pass or skip must name node-b (as source or target), and the run must end in bounded time:
+//! a silent drop is an observation (`fail`), never `error`, never a hang. Wall times are printed for the
+//! note; the bound asserted is a hang guard, not a speed goal.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
+const NODE: &str = "node-b";
+const NODE_POD_CIDR: &str = "10.244.2.0/24";
+/// Far above the figures measured (see the README): only a hang or an unbounded wait reaches it.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+fn node_exec(args: &[&str]) -> bool {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testbed/node-exec");
+    Command::new(&path).arg(NODE).args(args).status().expect("testbed/node-exec runs").success()
+}
+
+/// An iptables rule in node-b's namespace for as long as it lives.
+struct Rule(Vec<String>);
+
+impl Rule {
+    fn insert(table: &str, chain: &str, matches: &[&str], target: &[&str]) -> Rule {
+        let mut spec: Vec<String> = ["-t", table].iter().map(|s| s.to_string()).collect();
+        spec.push(chain.to_string());
+        spec.extend(matches.iter().chain(target).map(|s| s.to_string()));
+        let mut insert = vec!["iptables".to_string(), "-I".to_string()];
+        insert.extend(spec.iter().cloned());
+        assert!(node_exec(&insert.iter().map(String::as_str).collect::<Vec<_>>()), "cannot insert {spec:?}");
+        Rule(spec)
+    }
+}
+
+impl Drop for Rule {
+    fn drop(&mut self) {
+        let mut delete = vec!["iptables".to_string(), "-D".to_string()];
+        delete.extend(self.0.iter().cloned());
+        node_exec(&delete.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+/// REJECT answers a TCP connection with a reset and anything else with ICMP port unreachable.
+fn reject(proto: &str) -> Vec<&'static str> {
+    if proto == "tcp" { vec!["-j", "REJECT", "--reject-with", "tcp-reset"] } else { vec!["-j", "REJECT"] }
+}
+
+/// Runs netcheck with `args` (JSON output) and returns its exit code, report and wall time.
+fn run(args: &[&str]) -> (Option<i32>, serde_json::Value, Duration) {
+    let started = Instant::now();
+    let out = Command::new(BIN).arg("run").args(args).args(["-o", "json"]).output().unwrap();
+    let took = started.elapsed();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no JSON report: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report, took)
+}
+
+/// The case's verdict: exit 1, failures only on node-b, at least one of them from `check`, in bounded time.
+fn assert_placed_on_node_b(case: &str, check: &str, (code, report, took): (Option<i32>, serde_json::Value, Duration)) {
+    eprintln!("fault matrix: {case}: exit {code:?} in {:.1} s", took.as_secs_f64());
+    let results = report["results"].as_array().expect("results");
+    let bad: Vec<&serde_json::Value> =
+        results.iter().filter(|r| !matches!(r["status"].as_str(), Some("pass" | "skip"))).collect();
+    let names_node = |r: &serde_json::Value| {
+        r["subject"]["sourceNode"].as_str() == Some(NODE) || r["subject"]["targetNode"].as_str() == Some(NODE)
+    };
+    let summary: Vec<String> =
+        bad.iter().map(|r| format!("{} {} {}: {}", r["check"], r["status"], r["subject"], r["message"])).collect();
+    assert_eq!(code, Some(1), "{case}: {summary:#?}");
+    assert!(bad.iter().all(|r| r["status"] == "fail"), "{case}: only fail, never error: {summary:#?}");
+    assert!(bad.iter().all(|r| names_node(r)), "{case}: every failure names {NODE}: {summary:#?}");
+    assert!(bad.iter().any(|r| r["check"] == check), "{case}: {check} fails: {summary:#?}");
+    assert!(took < HANG_GUARD, "{case}: took {took:?}");
+}
+
+#[test]
+fn a_broken_cluster_ip_path_from_one_node_is_placed_on_it() {
+    if !common::cluster_available() {
+        return;
+    }
+    // Pods on node-b → the echo Service's ClusterIP (port 80), after kube-proxy's DNAT: conntrack
+    // still knows the original destination.
+    let matches =
+        ["-s", NODE_POD_CIDR, "-p", "tcp", "-m", "conntrack", "--ctorigdst", "10.96.0.0/16", "--ctorigdstport", "80"];
+    for (how, target) in [("REJECT", reject("tcp")), ("DROP", vec!["-j", "DROP"])] {
+        let _rule = Rule::insert("filter", "FORWARD", &matches, &target);
+        let case = format!("ClusterIP from {NODE}, {how}");
+        assert_placed_on_node_b(&case, "clusterip/reachable", run(&["--scenario", "quick"]));
+    }
+}
+
+#[test]
+fn a_broken_node_port_on_one_node_is_placed_on_it() {
+    if !common::cluster_available() {
+        return;
+    }
+    // Connections to node-b's own address on the node-port range. DROP as they arrive (raw, before
+    // kube-proxy's DNAT); REJECT is a filter target, so it matches after the DNAT by the original
+    // destination that conntrack keeps.
+    let ports = "30000:32767";
+    let drop = ["-d", "10.250.0.12", "-p", "tcp", "--dport", ports];
+    let refuse = ["-p", "tcp", "-m", "conntrack", "--ctorigdst", "10.250.0.12", "--ctorigdstport", ports];
+    for how in ["REJECT", "DROP"] {
+        let _rule = if how == "DROP" {
+            Rule::insert("raw", "PREROUTING", &drop, &["-j", "DROP"])
+        } else {
+            Rule::insert("filter", "FORWARD", &refuse, &reject("tcp"))
+        };
+        let case = format!("NodePort on {NODE}, {how}");
+        assert_placed_on_node_b(
+            &case,
+            "nodeport/every-node",
+            run(&["--check", "nodeport/every-node", "--from-runner", "never"]),
+        );
+    }
+}
+
+#[test]
+fn a_broken_path_to_the_cluster_dns_from_one_node_is_placed_on_it() {
+    if !common::cluster_available() {
+        return;
+    }
+    // node-b's pods → any DNS server (the Service address and the CoreDNS pods behind it), UDP and TCP.
+    for (how, udp, tcp) in [("REJECT", reject("udp"), reject("tcp")), ("DROP", vec!["-j", "DROP"], vec!["-j", "DROP"])]
+    {
+        let _udp = Rule::insert("filter", "FORWARD", &["-s", NODE_POD_CIDR, "-p", "udp", "--dport", "53"], &udp);
+        let _tcp = Rule::insert("filter", "FORWARD", &["-s", NODE_POD_CIDR, "-p", "tcp", "--dport", "53"], &tcp);
+        let case = format!("cluster DNS from {NODE}, {how}");
+        assert_placed_on_node_b(
+            &case,
+            "dns/service-a",
+            run(&["--check", "dns/service-a", "--check", "dns/per-server", "--check", "clusterip/reachable"]),
+        );
+    }
+}
