@@ -21,26 +21,26 @@ fn node_exec(args: &[&str]) -> bool {
     Command::new(&path).arg(NODE).args(args).status().expect("testbed/node-exec runs").success()
 }
 
-/// An iptables rule in node-b's namespace for as long as it lives.
-struct Rule(Vec<String>);
+/// An iptables rule in node-b's namespace for as long as it lives: (table, chain, rule).
+struct Rule(String, String, Vec<String>);
 
 impl Rule {
     fn insert(table: &str, chain: &str, matches: &[&str], target: &[&str]) -> Rule {
-        let mut spec: Vec<String> = ["-t", table].iter().map(|s| s.to_string()).collect();
-        spec.push(chain.to_string());
-        spec.extend(matches.iter().chain(target).map(|s| s.to_string()));
-        let mut insert = vec!["iptables".to_string(), "-I".to_string()];
-        insert.extend(spec.iter().cloned());
-        assert!(node_exec(&insert.iter().map(String::as_str).collect::<Vec<_>>()), "cannot insert {spec:?}");
-        Rule(spec)
+        let rule = Rule(table.into(), chain.into(), matches.iter().chain(target).map(|s| s.to_string()).collect());
+        assert!(rule.apply("-I"), "cannot insert {table} {chain} {:?}", rule.2);
+        rule
+    }
+
+    fn apply(&self, op: &str) -> bool {
+        let mut args = vec!["iptables", "-t", &self.0, op, &self.1];
+        args.extend(self.2.iter().map(String::as_str));
+        node_exec(&args)
     }
 }
 
 impl Drop for Rule {
     fn drop(&mut self) {
-        let mut delete = vec!["iptables".to_string(), "-D".to_string()];
-        delete.extend(self.0.iter().cloned());
-        node_exec(&delete.iter().map(String::as_str).collect::<Vec<_>>());
+        self.apply("-D");
     }
 }
 
