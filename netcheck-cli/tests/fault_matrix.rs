@@ -137,3 +137,37 @@ fn a_broken_path_to_the_cluster_dns_from_one_node_is_placed_on_it() {
         );
     }
 }
+
+#[test]
+fn agents_that_cannot_reach_the_api_server_are_named_as_such() {
+    if !common::cluster_available() {
+        return;
+    }
+    // node-b's pods → the API server, at its own address and through the kubernetes Service. This is
+    // netcheck's own control channel: the one fault that is an error (exit 2), naming the node.
+    let _direct = Rule::insert(
+        "filter",
+        "FORWARD",
+        &["-s", NODE_POD_CIDR, "-d", "10.250.0.1", "-p", "tcp", "--dport", "6443"],
+        &["-j", "DROP"],
+    );
+    let _service = Rule::insert(
+        "filter",
+        "FORWARD",
+        &["-s", NODE_POD_CIDR, "-d", "10.96.0.1", "-p", "tcp", "--dport", "443"],
+        &["-j", "DROP"],
+    );
+    let started = Instant::now();
+    let out = Command::new(BIN).args(["run", "--scenario", "quick", "--timeout", "20s"]).output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "fault matrix: API server from {NODE}, DROP: exit {:?} in {:.1} s",
+        out.status.code(),
+        took.as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("netcheck-client-{NODE} on {NODE}")), "{stderr}");
+    assert!(stderr.contains("cannot reach the API server") || stderr.contains("cannot reach it"), "{stderr}");
+    assert!(took < HANG_GUARD, "took {took:?}");
+}
