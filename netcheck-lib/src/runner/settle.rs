@@ -22,6 +22,10 @@ use crate::{Error, Result};
 
 /// How long the API and then the data plane may each take to settle.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a node that has had no answer at all is waited for once another node has converged: the
+/// service proxies of one cluster program a Service within about a second of each other, so a node
+/// still silent by then has a broken path, which the checks will report without the full wait.
+const SILENT_GRACE: Duration = Duration::from_secs(4);
 
 /// The Services over the server agents that must be programmed before checks measure, and whether
 /// every backend must answer (false for ClientIP affinity, which pins a client to one backend).
@@ -97,9 +101,19 @@ pub(crate) async fn data_plane_converged(
     servers: &BTreeSet<&str>,
 ) -> BTreeMap<String, Option<Duration>> {
     let start = tokio::time::Instant::now();
+    // When the first node converged, in ms from `start` (0: none yet).
+    let first_converged = std::sync::atomic::AtomicU64::new(0);
+    let first_converged = &first_converged;
     let per_node = agents.clients.iter().map(|(node, agent)| async move {
         let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         while start.elapsed() < SETTLE_TIMEOUT {
+            let since_first = match first_converged.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => None,
+                at => Some(start.elapsed().saturating_sub(Duration::from_millis(at))),
+            };
+            if stop_waiting_for_silent_node(!seen.is_empty(), since_first) {
+                return (node.clone(), None);
+            }
             let probe = HttpProbe {
                 targets: targets.iter().map(|(t, _)| t.clone()).collect(),
                 path: "/".into(),
@@ -121,12 +135,25 @@ pub(crate) async fn data_plane_converged(
                 }
             }
             if converged(targets, servers, &seen) {
+                let at = (start.elapsed().as_millis() as u64).max(1);
+                let _ = first_converged.compare_exchange(
+                    0,
+                    at,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
                 return (node.clone(), Some(start.elapsed()));
             }
         }
         (node.clone(), None)
     });
     join_all(per_node).await.into_iter().collect()
+}
+
+/// Whether to stop waiting for a node: it has had no answer at all, and another node converged at
+/// least [`SILENT_GRACE`] ago. A node with some answers is waited for up to the cap (it may be slow).
+fn stop_waiting_for_silent_node(any_answer: bool, since_another_converged: Option<Duration>) -> bool {
+    !any_answer && since_another_converged.is_some_and(|d| d >= SILENT_GRACE)
 }
 
 fn converged(targets: &[(String, bool)], servers: &BTreeSet<&str>, seen: &BTreeMap<&str, BTreeSet<String>>) -> bool {
@@ -168,5 +195,13 @@ mod tests {
         assert!(converged(&targets, &servers, &seen));
         seen.remove("sticky:80");
         assert!(!converged(&targets, &servers, &seen), "sticky never answered");
+    }
+
+    #[test]
+    fn a_silent_node_is_given_up_only_after_another_converged_and_a_grace() {
+        assert!(!stop_waiting_for_silent_node(false, None), "nobody converged: wait");
+        assert!(!stop_waiting_for_silent_node(false, Some(Duration::from_secs(1))), "within the grace");
+        assert!(stop_waiting_for_silent_node(false, Some(SILENT_GRACE)));
+        assert!(!stop_waiting_for_silent_node(true, Some(Duration::from_secs(10))), "some answers: maybe slow");
     }
 }
