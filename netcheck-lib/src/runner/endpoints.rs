@@ -81,14 +81,29 @@ pub async fn watch_until_ready_is(
     tokio::time::timeout(limit, seen).await.ok().flatten()
 }
 
-/// The API server's own address (`https://ip:port`) from the `default/kubernetes` Endpoints, so that
-/// agents can reach it without the Service data plane. None when it cannot be read.
+/// The API server's own address (`https://ip:port`) from the `default/kubernetes` EndpointSlice (core/v1
+/// Endpoints where slices are not served: that API is deprecated since v1.33), so that agents can reach
+/// it without the Service data plane. None when it cannot be read.
 pub async fn api_server_address(cluster: &Cluster) -> Option<String> {
-    let ep = Api::<Endpoints>::namespaced(cluster.client.clone(), "default").get_opt("kubernetes").await.ok()??;
-    let subset = ep.subsets?.into_iter().next()?;
-    let ip = subset.addresses?.into_iter().next()?.ip;
-    let port = subset.ports?.into_iter().find(|p| p.name.as_deref() == Some("https"))?.port;
+    let (ip, port) = if cluster.has_endpoint_slices {
+        let api = Api::<EndpointSlice>::namespaced(cluster.client.clone(), "default");
+        let list = api.list(&ListParams::default().labels("kubernetes.io/service-name=kubernetes")).await.ok()?;
+        list.items.iter().find_map(api_server_in_slice)?
+    } else {
+        let ep = Api::<Endpoints>::namespaced(cluster.client.clone(), "default").get_opt("kubernetes").await.ok()??;
+        let subset = ep.subsets?.into_iter().next()?;
+        let ip = subset.addresses?.into_iter().next()?.ip;
+        let port = subset.ports?.into_iter().find(|p| p.name.as_deref() == Some("https"))?.port;
+        (ip, port)
+    };
     Some(if ip.contains(':') { format!("https://[{ip}]:{port}") } else { format!("https://{ip}:{port}") })
+}
+
+/// The first address and the `https` port of the `kubernetes` Service's EndpointSlice.
+fn api_server_in_slice(slice: &EndpointSlice) -> Option<(String, i32)> {
+    let port = slice.ports.iter().flatten().find(|p| p.name.as_deref() == Some("https"))?.port?;
+    let ip = slice.endpoints.first()?.addresses.first()?.clone();
+    Some((ip, port))
 }
 
 /// Addresses of one EndpointSlice. A missing `ready` condition means ready (API convention).
@@ -161,5 +176,19 @@ mod tests {
                 EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false, hostname: None },
             ]
         );
+    }
+
+    #[test]
+    fn the_api_server_address_comes_from_the_kubernetes_slice() {
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.250.0.1"], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]
+        }))
+        .unwrap();
+        assert_eq!(api_server_in_slice(&slice), Some(("10.250.0.1".to_string(), 6443)));
+        let unnamed = EndpointSlice { ports: Some(vec![]), ..slice };
+        assert_eq!(api_server_in_slice(&unnamed), None);
     }
 }
