@@ -3,6 +3,8 @@
 //! Adding a check to the catalog is one entry in [`CHECKS`]; scenario validation, defaults and
 //! `--check`/`--skip` all read from here.
 
+/// One order's attempts travel back in one ConfigMap: the request counts are bounded by it.
+use crate::protocol::MAX_ATTEMPTS_PER_ORDER as MAX_ATTEMPTS;
 use std::fmt;
 use std::time::Duration;
 
@@ -159,7 +161,10 @@ pub static CHECKS: &[CheckSpec] = &[
         id: "clusterip/reachable",
         title: "ClusterIP reachable from every node",
         description: "From each node's client, N requests to the ClusterIP succeed.",
-        params: &[int("requests", 1, 10_000, 20, "Requests each client sends to the ClusterIP."), TIMEOUT_MS],
+        params: &[
+            int("requests", 1, MAX_ATTEMPTS as i64, 20, "Requests each client sends to the ClusterIP."),
+            TIMEOUT_MS,
+        ],
     },
     CheckSpec {
         id: "clusterip/all-backends",
@@ -173,7 +178,13 @@ pub static CHECKS: &[CheckSpec] = &[
         title: "Pod IPs reachable from every node",
         description: "Each client reaches each backend pod IP directly, bypassing the Service.",
         params: &[
-            int("requestsPerBackend", 1, 1_000, 3, "Requests each client sends to each backend pod IP."),
+            int(
+                "requestsPerBackend",
+                1,
+                MAX_ATTEMPTS as i64 / 3,
+                3,
+                "Requests each client sends to each backend pod IP.",
+            ),
             TIMEOUT_MS,
         ],
     },
@@ -183,7 +194,7 @@ pub static CHECKS: &[CheckSpec] = &[
         description: "A fresh connection per request; a chi-square test of evenness over the \
                       backends that answered.",
         params: &[
-            int("requests", 10, 100_000, 300, "Requests each client sends, one connection each."),
+            int("requests", 10, MAX_ATTEMPTS as i64, 300, "Requests each client sends, one connection each."),
             float("minPValue", 0.0, 1.0, 0.001, "Fail when the chi-square p-value of an even split falls below this."),
             float(
                 "minShareOfFair",

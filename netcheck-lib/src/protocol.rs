@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 4;
+/// The most attempts one order may ask of an agent: its result travels back in a ConfigMap, which the
+/// API server caps at 1 MiB, and this many attempts with the longest identities fit with room to
+/// spare (a unit test holds it). The catalog's ranges are derived from it.
+pub const MAX_ATTEMPTS_PER_ORDER: u32 = 2000;
+/// What one ConfigMap may hold (the API server's limit).
+pub const CONFIGMAP_LIMIT_BYTES: usize = 1024 * 1024;
 /// Label on an order ConfigMap naming the agent pod that must execute it.
 pub const AGENT_LABEL: &str = "netcheck.dev/agent";
 /// Label on every order ConfigMap.
@@ -442,5 +448,31 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(parse_result("{").unwrap_err().starts_with("unreadable result"));
+    }
+
+    #[test]
+    fn the_largest_allowed_result_fits_in_one_config_map() {
+        // The longest names Kubernetes allows, IPv6 addresses, and the slowest timings.
+        let identity = Identity {
+            pod: "p".repeat(63),
+            node: "n".repeat(63),
+            pod_ip: "fd00:1234:5678:9abc:def0:1234:5678:9abc".into(),
+            client: "[fd00:1234:5678:9abc:def0:1234:5678:9abd]:65535".into(),
+        };
+        let attempt = Attempt {
+            target: "[fd00:1234:5678:9abc:def0:1234:5678:9abe]:65535".into(),
+            start_ms: 999_999,
+            elapsed_us: 99_999_999,
+            retries: 0,
+            outcome: Outcome::Answered { identity: identity.clone() },
+        };
+        let result = OrderResult {
+            version: PROTOCOL_VERSION,
+            agent: identity,
+            attempts: vec![attempt; MAX_ATTEMPTS_PER_ORDER as usize],
+            error: None,
+        };
+        let size = serde_json::to_string(&result).unwrap().len();
+        assert!(size < CONFIGMAP_LIMIT_BYTES, "{size} bytes do not fit in a ConfigMap");
     }
 }

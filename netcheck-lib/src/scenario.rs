@@ -643,7 +643,7 @@ spec:
         assert_eq!((line, column), (10, 19));
         assert_eq!(
             message,
-            "parameter `requests` of check `clusterip/reachable` must be between 1 and 10000, \
+            "parameter `requests` of check `clusterip/reachable` must be between 1 and 2000, \
              found 0"
         );
         let (line, _, message) = invalid(&good_with(14, "      params: {minPValue: 0.01, minShareOfFair: 2}"));
