@@ -152,7 +152,16 @@ impl Session {
                 settle::Settled::default()
             } else {
                 progress.phase("settle");
-                settle::wait(cluster, &ns, &agents).await?
+                let settled = settle::wait(cluster, &ns, &agents).await?;
+                let unsettled: Vec<&str> =
+                    settled.data_plane.iter().filter(|(_, t)| t.is_none()).map(|(n, _)| n.as_str()).collect();
+                if !unsettled.is_empty() {
+                    progress.note(&format!(
+                        "not every backend answered through the run's Services from {}; the checks report it",
+                        unsettled.join(", ")
+                    ));
+                }
+                settled
             };
             Ok((agents, settled, ready_at))
         }
