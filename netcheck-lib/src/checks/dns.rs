@@ -125,6 +125,9 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
             results.push(result);
         }
     }
+    if selected(scenario, PER_SERVER).is_some() && facts.dns_endpoints.is_empty() {
+        results.extend(rounds.iter().map(|(node, _)| no_dns_server(node)));
+    }
     skip_ptr_if_unserved(&mut results, &questions);
     diagnose(&mut results, &rounds, &questions, &facts);
     for r in results.iter_mut().filter(|r| r.check == SERVICE_A && r.subject.name.as_deref().is_some_and(is_udp)) {
@@ -134,6 +137,26 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         }
     }
     results
+}
+
+/// `dns/per-server` when the DNS Service has no ready endpoint: there is no server to ask, which is the
+/// fault itself (every DNS server stopped or unready), not a check with nothing to say.
+fn no_dns_server(node: &str) -> CheckResult {
+    let mut r = CheckResult::new(
+        PER_SERVER,
+        Status::Fail,
+        Subject::from_node(node).named(format!("service/{DNS_SERVICE} in {DNS_NAMESPACE}")),
+        "the cluster DNS Service has no ready endpoint: there is no DNS server to ask",
+    )
+    .compare("every ready DNS server endpoint answers", "no ready endpoint");
+    r.diagnosis = Some(Diagnosis {
+        likely_cause: "the cluster DNS server: none of its pods is ready (scaled to zero, crashing, or failing its \
+                       readiness probe)"
+            .into(),
+        evidence: vec![format!("{DNS_NAMESPACE}/{DNS_SERVICE} lists no ready endpoint")],
+        next_step: Some(format!("kubectl -n {DNS_NAMESPACE} get pods -l k8s-app=kube-dns")),
+    });
+    r
 }
 
 fn is_udp(name: &str) -> bool {
