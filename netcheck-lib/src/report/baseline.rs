@@ -4,8 +4,9 @@
 //! regression.
 //!
 //! Results are matched by check, source node, target node and name, with the run's own namespace
-//! (`netcheck-<id>`) masked, since each run has its own; addresses are not compared (ClusterIPs and
-//! node ports are new every run). Results with the same key are matched in order.
+//! (`netcheck-<id>`) and its server agents' pod names (`netcheck-server-<hash>-<suffix>`) masked, since
+//! each run has its own; addresses are not compared (ClusterIPs and node ports are new every run).
+//! Results with the same key are matched in order.
 
 use std::collections::BTreeMap;
 
@@ -99,12 +100,27 @@ fn keyed(report: &Report) -> BTreeMap<(Key, usize), &CheckResult> {
     let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for r in &report.results {
-        let name = r.subject.name.as_ref().map(|n| n.replace(&namespace, "netcheck-*"));
+        let name = r.subject.name.as_ref().map(|n| mask_server_pods(&n.replace(&namespace, "netcheck-*")));
         let key = (r.check.clone(), r.subject.source_node.clone(), r.subject.target_node.clone(), name);
         let nth = seen.entry(key.clone()).or_insert(0);
         out.insert((key, *nth), r);
         *nth += 1;
     }
+    out
+}
+
+/// `netcheck-server-7b6848c6bf-krccb` → `netcheck-server-*`, wherever it stands in a name: every run
+/// names its server agents anew.
+fn mask_server_pods(name: &str) -> String {
+    const SERVER: &str = "netcheck-server-";
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find(SERVER) {
+        out.push_str(&rest[..at + SERVER.len()]);
+        out.push('*');
+        rest = rest[at + SERVER.len()..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '-');
+    }
+    out.push_str(rest);
     out
 }
 
@@ -132,6 +148,13 @@ mod tests {
         let found = compare(&before, &after, Tolerance::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].what.starts_with("pass → fail"), "{found:?}");
+    }
+
+    #[test]
+    fn server_agent_pod_names_are_masked() {
+        assert_eq!(mask_server_pods("netcheck-server-7b6848c6bf-krccb"), "netcheck-server-*");
+        assert_eq!(mask_server_pods("pod/netcheck-server-7b6848c6bf-krccb"), "pod/netcheck-server-*");
+        assert_eq!(mask_server_pods("service/netcheck-echo"), "service/netcheck-echo");
     }
 
     #[test]
