@@ -58,9 +58,12 @@ pub fn compare(baseline: &Report, current: &Report, tolerance: Tolerance) -> Vec
     let earlier = keyed(baseline);
     let now_keyed = keyed(current);
     let mut regressions = Vec::new();
-    // A pass that the current run no longer has at all: what it covered was not checked.
-    for (key, before) in &earlier {
-        if before.status == Status::Pass && !now_keyed.contains_key(key) {
+    // A pass whose subject the current run no longer has at all (a node gone, a check lost): what it
+    // covered was not checked. Only the subject counts, not how many results share it: the server agents
+    // land on the nodes anew each run, so node-a may host two of them in one run and one in the next.
+    let present: std::collections::BTreeSet<&Key> = now_keyed.keys().map(|(key, _)| key).collect();
+    for ((key, _), before) in &earlier {
+        if before.status == Status::Pass && !present.contains(key) {
             let what = "pass → missing: the current run has no such result".to_string();
             regressions.push(Regression { check: before.check.clone(), subject: before.subject.to_string(), what });
         }
@@ -148,6 +151,15 @@ mod tests {
         let found = compare(&before, &after, Tolerance::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].what.starts_with("pass → fail"), "{found:?}");
+    }
+
+    #[test]
+    fn fewer_results_for_a_subject_are_not_missing_but_none_are() {
+        let before = sample_report();
+        let i = before.results.iter().position(|r| r.status == Status::Pass).unwrap();
+        let mut twice = before.clone();
+        twice.results.push(before.results[i].clone());
+        assert_eq!(compare(&twice, &before, Tolerance::default()), vec![], "one result where there were two");
     }
 
     #[test]
