@@ -253,6 +253,14 @@ impl Outcome {
         }
     }
 
+    /// The smallest TTL of a DNS answer's records, in seconds, if the attempt got records with one.
+    pub fn ttl_s(&self) -> Option<u32> {
+        match self {
+            Outcome::Records { ttl_s, .. } => *ttl_s,
+            _ => None,
+        }
+    }
+
     /// The answering identity, if any.
     pub fn identity(&self) -> Option<&Identity> {
         match self {

@@ -38,7 +38,7 @@ cluster_healthy() {
   local c node
   for c in $(all_components); do running_pid "$c" >/dev/null || return 1; done
   for node in "${NODES[@]}"; do node_ready "$node" >/dev/null 2>&1 || return 1; done
-  coredns_all_ready "$DNS_REPLICAS"
+  coredns_ready_count_is "$DNS_REPLICAS"
 }
 
 # The version the control plane runs (kube-apiserver's), empty when none is set up.

@@ -146,7 +146,7 @@ coredns_ready_replicas() {
   kubectl_tb -n kube-system get deployment coredns -o jsonpath='{.status.readyReplicas}' 2>/dev/null
 }
 
-coredns_all_ready() { [ "$(coredns_ready_replicas)" = "$1" ]; }
+coredns_ready_count_is() { [ "$(coredns_ready_replicas)" = "$1" ]; }
 
 coredns_gone() { [ -z "$(kubectl_tb -n kube-system get pods -l k8s-app=kube-dns -o name 2>/dev/null)" ]; }
 
@@ -159,7 +159,7 @@ cluster_dns_answers() {
 start_coredns() {
   apply_coredns
   kubectl_tb -n kube-system scale deployment coredns --replicas "$DNS_REPLICAS" >/dev/null
-  wait_for "CoreDNS: $DNS_REPLICAS replicas Ready" 90 "" coredns_all_ready "$DNS_REPLICAS" || {
+  wait_for "CoreDNS: $DNS_REPLICAS replicas Ready" 90 "" coredns_ready_count_is "$DNS_REPLICAS" || {
     kubectl_tb -n kube-system get pods -l k8s-app=kube-dns -o wide >&2 || true
     return 1
   }

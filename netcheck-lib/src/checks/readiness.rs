@@ -318,20 +318,13 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
             (Ok(h), Ok(d)) => {
                 t.requests = timeline(&h, |a| a.outcome.identity().map(|i| i.pod_ip.clone()), base);
                 t.dns = timeline(&d, |a| a.outcome.records().map(|r| r.contains(&victim.ip)), base);
-                t.dns_ttl_s = d.attempts.iter().filter_map(|a| dns_ttl_s(&a.outcome)).max();
+                t.dns_ttl_s = d.attempts.iter().filter_map(|a| a.outcome.ttl_s()).max();
             }
             (Err(e), _) | (_, Err(e)) => t.failure = Some(e.to_string()),
         }
         nodes.insert(node, t);
     }
     Experiment { api, nodes, error: None }
-}
-
-fn dns_ttl_s(outcome: &crate::protocol::Outcome) -> Option<u32> {
-    match outcome {
-        crate::protocol::Outcome::Records { ttl_s, .. } => *ttl_s,
-        _ => None,
-    }
 }
 
 fn timeline<T>(r: &OrderResult, value: impl Fn(&Attempt) -> T, at: impl Fn(&Attempt) -> i64) -> Vec<(i64, T)> {

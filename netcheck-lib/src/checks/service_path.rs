@@ -182,8 +182,9 @@ async fn confirm_distribution(
 
 /// Joins the first batch's result with the confirming batch's: fail only when both are uneven.
 fn confirmed(first: CheckResult, second: CheckResult) -> CheckResult {
+    // Only an even confirming batch clears the first; one with no answers (a skip) proves nothing.
     let mut r = if second.status == Status::Pass { second.clone() } else { first.clone() };
-    r.status = if second.status == Status::Fail { Status::Fail } else { second.status };
+    r.status = if second.status == Status::Pass { Status::Pass } else { Status::Fail };
     r.message = format!("first batch: {}; confirming batch: {}", first.message, second.message);
     let p = |c: &CheckResult| c.measurements.get("pValue").cloned().unwrap_or_default();
     r.measurements.insert("pValue".into(), p(&first));
@@ -459,6 +460,8 @@ mod tests {
         let real = confirmed(batch(Status::Fail, 0.0001), batch(Status::Fail, 0.0002));
         assert_eq!(real.status, Status::Fail);
         assert_eq!(real.measurements["confirmPValue"], serde_json::json!(0.0002));
+        let silent = CheckResult::new(DISTRIBUTION, Status::Skip, Subject::from_node("node-b"), "no answers");
+        assert_eq!(confirmed(batch(Status::Fail, 0.0001), silent).status, Status::Fail, "no answers clear nothing");
     }
 
     #[test]
