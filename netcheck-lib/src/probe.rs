@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::{Action, Attempt, HttpProbe, Outcome, TcpProbe};
 use crate::report::{CheckResult, Report, Status, Subject};
-use crate::runner::{Session, orders};
+use crate::runner::Session;
 use crate::{Error, Result, stats};
 
 /// Check id of the results of [`http`].
@@ -107,11 +107,10 @@ async fn probe_every_node(
         Action::Tcp(_) => TCP_CHECK,
         _ => HTTP_CHECK,
     };
-    let order_limit = options.timeout * options.attempts.max(1) + Duration::from_secs(15);
     let per_node = session.agents.clients.iter().map(|(node, agent)| {
         let (probe, judge) = (&probe, &judge);
         async move {
-            let send = |action| orders::send(&session.cluster.client, &session.namespace, agent, action, order_limit);
+            let send = |action| session.channel.send(agent, action);
             let started = Instant::now();
             while started.elapsed() < options.settle {
                 match send(probe(1)).await {
@@ -122,7 +121,9 @@ async fn probe_every_node(
             }
             let settled_ms = started.elapsed().as_millis() as u64;
             match send(probe(options.attempts)).await {
-                Ok(r) => judge(node, &r.attempts).measure("settledMs", settled_ms),
+                Ok(r) => {
+                    crate::checks::capped_by_partial(judge(node, &r.attempts), &r).measure("settledMs", settled_ms)
+                }
                 Err(e) => CheckResult::new(check, Status::Error, Subject::from_node(node), e.to_string()),
             }
         }

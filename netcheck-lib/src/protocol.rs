@@ -10,13 +10,20 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The most attempts one order may ask of an agent: its result travels back in a ConfigMap, which the
 /// API server caps at 1 MiB, and this many attempts with the longest identities fit with room to
 /// spare (a unit test holds it). The catalog's ranges are derived from it.
 pub const MAX_ATTEMPTS_PER_ORDER: u32 = 2000;
 /// What one ConfigMap may hold (the API server's limit).
 pub const CONFIGMAP_LIMIT_BYTES: usize = 1024 * 1024;
+/// Room kept free in an order's ConfigMap for its metadata and the result's envelope: the agent stops
+/// recording attempts once the order, the attempts so far and this would exceed
+/// [`CONFIGMAP_LIMIT_BYTES`], so that it can always write its result back.
+pub const CONFIGMAP_HEADROOM_BYTES: usize = 32 * 1024;
+/// The longest text an outcome's `detail` carries; longer error texts are cut, so that one attempt's
+/// size is bounded.
+pub const MAX_DETAIL_CHARS: usize = 200;
 /// Label on an order ConfigMap naming the agent pod that must execute it.
 pub const AGENT_LABEL: &str = "netcheck.dev/agent";
 /// Label on every order ConfigMap.
@@ -53,6 +60,57 @@ pub struct Order {
     pub version: u32,
     /// What to do.
     pub action: Action,
+    /// The agent stops executing after this many milliseconds and writes back what it observed so far,
+    /// marked [`OrderResult::partial`]. 0: the action's own [`Action::budget`].
+    #[serde(default)]
+    pub deadline_ms: u64,
+}
+
+impl Order {
+    /// An order of this protocol version for `action`, with the action's own budget as its deadline.
+    pub fn new(action: Action) -> Order {
+        let deadline_ms = action.budget().as_millis() as u64;
+        Order { version: PROTOCOL_VERSION, action, deadline_ms }
+    }
+
+    /// How long the agent may execute this order.
+    pub fn deadline(&self) -> std::time::Duration {
+        match self.deadline_ms {
+            0 => self.action.budget(),
+            ms => std::time::Duration::from_millis(ms),
+        }
+    }
+}
+
+impl Action {
+    /// The longest executing this action can take when every attempt runs into its timeout, at the
+    /// order's pace and concurrency, plus a little for scheduling: the one deadline policy of orders.
+    /// The agent enforces it ([`Order::deadline`]); the runner waits this plus the orders' measured
+    /// round trip.
+    pub fn budget(&self) -> std::time::Duration {
+        let ms = match self {
+            Action::Http(p) => {
+                let requests = u64::from(p.attempts) * p.targets.len() as u64;
+                let waves = requests.div_ceil(u64::from(p.concurrency.max(1)));
+                p.interval_ms * u64::from(p.attempts.saturating_sub(1)) + waves * p.timeout_ms
+            }
+            // Targets in parallel, the connects of one target in sequence.
+            Action::Tcp(p) => u64::from(p.attempts) * p.timeout_ms,
+            // Everything in sequence, every try of an exchange timing out.
+            Action::Udp(p) => p.targets.len() as u64 * u64::from(p.attempts) * u64::from(p.retries + 1) * p.timeout_ms,
+            // Queries in parallel, the sends of one query in sequence.
+            Action::Dns(p) => match p.until_answered_ms {
+                Some(limit) => limit + p.timeout_ms,
+                None => {
+                    let sends = u64::from(p.attempts.max(1));
+                    p.interval_ms * (sends - 1) + sends * p.timeout_ms
+                }
+            },
+            Action::SetReady { .. } => 0,
+        };
+        // Scheduling slack: 10 % and one second.
+        std::time::Duration::from_millis(ms + ms / 10 + 1000)
+    }
 }
 
 /// What an order asks for.
@@ -320,6 +378,28 @@ pub struct OrderResult {
     /// Set when the agent could not execute the order at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the agent stopped before the order was done (its deadline passed, or the result
+    /// reached the size a ConfigMap can hold): why. `attempts` holds what it observed until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
+    /// How long the agent took to execute the order, in ms; the rest of an order's round trip is the
+    /// control channel's own.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+impl OrderResult {
+    /// A result of this protocol version from `agent`, before any attempt.
+    pub fn new(agent: Identity) -> OrderResult {
+        OrderResult {
+            version: PROTOCOL_VERSION,
+            agent,
+            attempts: Vec::new(),
+            error: None,
+            partial: None,
+            elapsed_ms: 0,
+        }
+    }
 }
 
 /// Parses an order, refusing other protocol versions.
@@ -361,19 +441,16 @@ mod tests {
 
     #[test]
     fn order_round_trips_with_its_kind_tag() {
-        let order = Order {
-            version: PROTOCOL_VERSION,
-            action: Action::Http(HttpProbe {
-                targets: vec!["10.96.0.20:80".into()],
-                path: "/".into(),
-                attempts: 3,
-                concurrency: 2,
-                timeout_ms: 500,
-                interval_ms: 0,
-                any_server: false,
-                give_up_after: 0,
-            }),
-        };
+        let order = Order::new(Action::Http(HttpProbe {
+            targets: vec!["10.96.0.20:80".into()],
+            path: "/".into(),
+            attempts: 3,
+            concurrency: 2,
+            timeout_ms: 500,
+            interval_ms: 0,
+            any_server: false,
+            give_up_after: 0,
+        }));
         let text = serde_json::to_string(&order).unwrap();
         assert!(text.contains(r#""kind":"http""#), "{text}");
         assert!(text.contains(r#""timeoutMs":500"#), "{text}");
@@ -396,6 +473,8 @@ mod tests {
                 Attempt { target: "t".into(), start_ms: 2, elapsed_us: 30, retries: 1, outcome: Outcome::Refused },
             ],
             error: None,
+            partial: None,
+            elapsed_ms: 0,
         };
         let text = serde_json::to_string(&result).unwrap();
         assert!(text.contains(r#""outcome":"refused""#), "{text}");
@@ -405,10 +484,10 @@ mod tests {
 
     #[test]
     fn other_protocol_versions_are_refused() {
-        let text = r#"{"version":3,"action":{"kind":"setReady","ready":true}}"#;
+        let text = r#"{"version":4,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
-        assert!(err.contains("protocol version 3"), "{err}");
-        assert!(parse_order(r#"{"version":4,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        assert!(err.contains("protocol version 4"), "{err}");
+        assert!(parse_order(r#"{"version":5,"action":{"kind":"setReady","ready":false}}"#).is_ok());
     }
 
     #[test]
@@ -416,17 +495,14 @@ mod tests {
         let query =
             DnsQuery { name: "a.b.svc.cluster.local.".into(), record_type: "A".into(), server: None, tcp: true };
         assert_eq!(query.key(), "A a.b.svc.cluster.local. @resolv.conf/tcp");
-        let order = Order {
-            version: PROTOCOL_VERSION,
-            action: Action::Dns(DnsProbe {
-                queries: vec![query],
-                attempts: 2,
-                timeout_ms: 500,
-                until_answered_ms: None,
-                interval_ms: 0,
-                until_presence: Some(PresenceWatch { record: "10.244.1.5".into(), present: false, sustained: 3 }),
-            }),
-        };
+        let order = Order::new(Action::Dns(DnsProbe {
+            queries: vec![query],
+            attempts: 2,
+            timeout_ms: 500,
+            until_answered_ms: None,
+            interval_ms: 0,
+            until_presence: Some(PresenceWatch { record: "10.244.1.5".into(), present: false, sustained: 3 }),
+        }));
         assert_eq!(parse_order(&serde_json::to_string(&order).unwrap()).unwrap(), order);
         let records = Outcome::Records { records: vec!["10.96.0.1".into()], ttl_s: Some(30) };
         let text = serde_json::to_string(&records).unwrap();
@@ -437,10 +513,8 @@ mod tests {
 
     #[test]
     fn tcp_orders_and_http_status_outcomes_round_trip() {
-        let order = Order {
-            version: PROTOCOL_VERSION,
-            action: Action::Tcp(TcpProbe { targets: vec!["10.244.1.5:8080".into()], attempts: 2, timeout_ms: 300 }),
-        };
+        let order =
+            Order::new(Action::Tcp(TcpProbe { targets: vec!["10.244.1.5:8080".into()], attempts: 2, timeout_ms: 300 }));
         let text = serde_json::to_string(&order).unwrap();
         assert!(text.contains(r#""kind":"tcp""#), "{text}");
         assert_eq!(parse_order(&text).unwrap(), order);
@@ -448,9 +522,52 @@ mod tests {
         assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
         assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
         // An order written before `anyServer` existed still reads, as an agent probe.
-        let old = r#"{"version":4,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
+        let old = r#"{"version":5,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
         let Action::Http(p) = parse_order(old).unwrap().action else { panic!("not http") };
         assert!(!p.any_server);
+    }
+
+    #[test]
+    fn an_orders_budget_is_every_attempt_timing_out_at_its_pace_and_concurrency() {
+        let http = |attempts, targets: usize, concurrency, interval_ms| {
+            Action::Http(HttpProbe {
+                targets: vec!["10.96.0.20:80".into(); targets],
+                path: "/".into(),
+                attempts,
+                concurrency,
+                timeout_ms: 1000,
+                interval_ms,
+                any_server: false,
+                give_up_after: 0,
+            })
+        };
+        let ms = |a: Action| a.budget().as_millis();
+        // 20 requests, 4 at a time: 5 waves of 1 s, plus 10 % and 1 s of slack.
+        assert_eq!(ms(http(10, 2, 4, 0)), 5000 + 500 + 1000);
+        // Paced: the last of 11 requests starts at 1 s, and may take its 1 s timeout.
+        assert_eq!(ms(http(11, 1, 16, 100)), 2000 + 200 + 1000);
+        let dns = |until_answered_ms, attempts, interval_ms| {
+            Action::Dns(DnsProbe {
+                queries: vec![],
+                attempts,
+                timeout_ms: 500,
+                interval_ms,
+                until_answered_ms,
+                until_presence: None,
+            })
+        };
+        assert_eq!(ms(dns(Some(35_000), 1, 0)), 35_500 + 3550 + 1000);
+        assert_eq!(ms(dns(None, 3, 100)), 200 + 1500 + 170 + 1000);
+        let udp = Action::Udp(UdpProbe { targets: vec!["a:1".into(); 2], attempts: 3, timeout_ms: 100, retries: 1 });
+        assert_eq!(ms(udp), 1200 + 120 + 1000);
+        assert_eq!(ms(Action::SetReady { ready: true }), 1000);
+        // An order without its own deadline gets the action's budget.
+        let mut order = Order::new(http(1, 1, 1, 0));
+        assert_eq!(order.deadline_ms, 2100);
+        order.deadline_ms = 0;
+        assert_eq!(order.deadline().as_millis(), 2100);
+        order.deadline_ms = 50;
+        assert_eq!(order.deadline().as_millis(), 50);
     }
 
     #[test]
@@ -479,6 +596,8 @@ mod tests {
             agent: identity,
             attempts: vec![attempt; MAX_ATTEMPTS_PER_ORDER as usize],
             error: None,
+            partial: None,
+            elapsed_ms: 0,
         };
         let size = serde_json::to_string(&result).unwrap().len();
         assert!(size < CONFIGMAP_LIMIT_BYTES, "{size} bytes do not fit in a ConfigMap");

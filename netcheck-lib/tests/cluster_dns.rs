@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use netcheck::harness::{cluster, run_scenario};
 use netcheck::protocol::Action;
 use netcheck::runner::manifests::HEADLESS_SERVICE;
-use netcheck::runner::{Cluster, NoProgress, endpoints, orders};
+use netcheck::runner::{Cluster, NoProgress, endpoints};
 use netcheck::scenario::{self, Scenario};
 use netcheck::{CheckResult, Status};
 use rstest::rstest;
@@ -52,15 +52,7 @@ async fn a_not_ready_backend_leaves_the_headless_answer(#[future] cluster: Optio
     let Some(cluster) = cluster.await else { return };
     let session = common::session(&cluster).await;
     let victim = session.agents.servers[0].clone();
-    orders::send(
-        &cluster.client,
-        &session.namespace,
-        &victim,
-        Action::SetReady { ready: false },
-        Duration::from_secs(20),
-    )
-    .await
-    .expect("the agent takes the order");
+    session.channel.send(&victim, Action::SetReady { ready: false }).await.expect("the agent takes the order");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let eps = endpoints::of_service(&cluster, &session.namespace, HEADLESS_SERVICE).await.unwrap();

@@ -12,13 +12,14 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::{Resolver, TokioResolver};
 
+use super::record::Recorder;
 use crate::protocol::{Attempt, DnsProbe, DnsQuery, Outcome, PresenceWatch};
 
 /// How often a query is repeated while waiting for a name to appear.
 const APPEARANCE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs every query of the order; queries run concurrently, the sends of one query in sequence.
-pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
+pub(super) async fn run(probe: &DnsProbe, record: &Recorder) -> Result<(), String> {
     let origin = Instant::now();
     let timeout = Duration::from_millis(probe.timeout_ms);
     let mut prepared = Vec::new();
@@ -28,7 +29,6 @@ pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
         prepared.push((query, rtype, resolver_for(query, timeout)?));
     }
     let per_query = prepared.iter().map(|(query, rtype, resolver)| async move {
-        let mut attempts = Vec::new();
         match probe.until_answered_ms {
             None => {
                 let interval = Duration::from_millis(probe.interval_ms);
@@ -39,8 +39,8 @@ pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
                     }
                     let attempt = query_once(resolver, query, *rtype, origin).await;
                     in_a_row = presence_run(probe.until_presence.as_ref(), &attempt.outcome, in_a_row);
-                    attempts.push(attempt);
-                    if probe.until_presence.as_ref().is_some_and(|w| in_a_row >= w.sustained.max(1)) {
+                    let room = record.push(attempt);
+                    if !room || probe.until_presence.as_ref().is_some_and(|w| in_a_row >= w.sustained.max(1)) {
                         break;
                     }
                 }
@@ -48,16 +48,15 @@ pub(super) async fn run(probe: &DnsProbe) -> Result<Vec<Attempt>, String> {
             Some(limit) => loop {
                 let attempt = query_once(resolver, query, *rtype, origin).await;
                 let done = attempt.outcome.records().is_some() || origin.elapsed() >= Duration::from_millis(limit);
-                attempts.push(attempt);
-                if done {
+                if !record.push(attempt) || done {
                     break;
                 }
                 tokio::time::sleep(APPEARANCE_INTERVAL).await;
             },
         }
-        attempts
     });
-    Ok(futures::future::join_all(per_query).await.into_iter().flatten().collect())
+    futures::future::join_all(per_query).await;
+    Ok(())
 }
 
 /// The length of the run of answers showing the watched record as wanted, after `outcome`: an answer

@@ -9,6 +9,7 @@
 mod dns;
 mod orders;
 mod probe;
+mod record;
 mod server;
 
 use std::sync::Arc;

@@ -10,8 +10,11 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
+use std::time::Instant;
+
+use super::record::Recorder;
 use super::{Readiness, probe};
-use crate::protocol::{self, AGENT_LABEL, Action, Identity, ORDER_KEY, OrderResult, PROTOCOL_VERSION, RESULT_KEY};
+use crate::protocol::{self, AGENT_LABEL, Action, Identity, ORDER_KEY, OrderResult, RESULT_KEY};
 
 pub(super) async fn execute_orders(client: kube::Client, namespace: String, me: Identity, readiness: Arc<Readiness>) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
@@ -51,27 +54,49 @@ pub(super) async fn execute_orders(client: kube::Client, namespace: String, me: 
 }
 
 async fn execute(api: Api<ConfigMap>, name: String, order: String, me: Identity, readiness: Arc<Readiness>) {
-    let mut result = OrderResult { version: PROTOCOL_VERSION, agent: me, attempts: Vec::new(), error: None };
+    let started = Instant::now();
+    let mut result = OrderResult::new(me);
     match protocol::parse_order(&order) {
         Err(e) => result.error = Some(e),
-        Ok(order) => match order.action {
-            Action::Http(p) => absorb(&mut result, probe::http(&p).await),
-            Action::Udp(p) => absorb(&mut result, probe::udp(&p).await),
-            Action::Tcp(p) => absorb(&mut result, probe::tcp(&p).await),
-            Action::Dns(p) => absorb(&mut result, super::dns::run(&p).await),
-            Action::SetReady { ready } => readiness.wanted.store(ready, Ordering::SeqCst),
-        },
+        Ok(parsed) => {
+            let record = Recorder::for_order(order.len());
+            let deadline = parsed.deadline();
+            let work = async {
+                match &parsed.action {
+                    Action::Http(p) => probe::http(p, &record).await,
+                    Action::Udp(p) => probe::udp(p, &record).await,
+                    Action::Tcp(p) => probe::tcp(p, &record).await,
+                    Action::Dns(p) => super::dns::run(p, &record).await,
+                    Action::SetReady { ready } => {
+                        readiness.wanted.store(*ready, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }
+            };
+            let outcome = tokio::time::timeout(deadline, work).await;
+            let (attempts, bytes) = record.take();
+            result.partial = match &outcome {
+                Err(_) => Some(format!(
+                    "the agent stopped at the order's deadline of {} ms, after {} attempts",
+                    deadline.as_millis(),
+                    attempts.len()
+                )),
+                Ok(_) if record.is_full() => Some(format!(
+                    "the agent stopped after {} attempts: the result reached the {bytes} bytes its ConfigMap has room for",
+                    attempts.len()
+                )),
+                Ok(_) => None,
+            };
+            if let Ok(Err(e)) = outcome {
+                result.error = Some(e);
+            }
+            result.attempts = attempts;
+        }
     }
+    result.elapsed_ms = started.elapsed().as_millis() as u64;
     let text = serde_json::to_string(&result).unwrap_or_default();
     let patch = serde_json::json!({ "data": { RESULT_KEY: text } });
     if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
         tracing::error!(order = %name, error = %e, "cannot write result");
-    }
-}
-
-fn absorb(result: &mut OrderResult, outcome: Result<Vec<protocol::Attempt>, String>) {
-    match outcome {
-        Ok(attempts) => result.attempts = attempts,
-        Err(e) => result.error = Some(e),
     }
 }

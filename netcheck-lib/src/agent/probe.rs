@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::record::Recorder;
 use crate::protocol::{Attempt, HttpProbe, Identity, Outcome, TcpProbe, UdpProbe};
 
 /// Runs `attempts` GETs per target with `concurrency` in flight, each on a fresh connection so that
 /// every request is balanced anew by the Service proxy.
-pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
+pub(super) async fn http(probe: &HttpProbe, record: &Recorder) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .no_proxy()
@@ -24,7 +25,7 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
     let interval = Duration::from_millis(probe.interval_ms);
     let silence = std::sync::Mutex::new(Silence::default());
     let silence = &silence;
-    let attempts = futures::stream::iter(jobs.into_iter().enumerate())
+    futures::stream::iter(jobs.into_iter().enumerate())
         .map(|(i, target)| {
             let client = client.clone();
             let url = format!("http://{target}{}", probe.path);
@@ -34,28 +35,27 @@ pub(super) async fn http(probe: &HttpProbe) -> Result<Vec<Attempt>, String> {
                     let nth = (i % probe.attempts.max(1) as usize) as u32;
                     tokio::time::sleep_until((origin + interval * nth).into()).await;
                 }
-                if silence.lock().is_ok_and(|s| s.given_up(&target, probe.give_up_after)) {
-                    return None;
+                if record.is_full() || silence.lock().is_ok_and(|s| s.given_up(&target, probe.give_up_after)) {
+                    return;
                 }
                 let start = Instant::now();
                 let outcome = http_once(&client, &url, probe.any_server).await;
                 if let Ok(mut s) = silence.lock() {
                     s.record(&target, &outcome);
                 }
-                Some(Attempt {
+                record.push(Attempt {
                     target,
                     start_ms: start.duration_since(origin).as_millis() as u64,
                     elapsed_us: start.elapsed().as_micros() as u64,
                     retries: 0,
                     outcome,
-                })
+                });
             }
         })
         .buffer_unordered(probe.concurrency.max(1) as usize)
-        .filter_map(std::future::ready)
-        .collect()
+        .for_each(|()| std::future::ready(()))
         .await;
-    Ok(attempts)
+    Ok(())
 }
 
 /// Per target: timeouts in a row, and whether it ever answered ([`HttpProbe::give_up_after`]).
@@ -143,28 +143,30 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// Opens `attempts` fresh TCP connections per target, one after the other, and closes each at once:
 /// proves that something listens without knowing the application's protocol.
-pub(super) async fn tcp(probe: &TcpProbe) -> Result<Vec<Attempt>, String> {
+pub(super) async fn tcp(probe: &TcpProbe, record: &Recorder) -> Result<(), String> {
     let origin = Instant::now();
     let timeout = Duration::from_millis(probe.timeout_ms);
     let per_target = probe.targets.iter().map(|target| async move {
-        let mut attempts = Vec::new();
         for _ in 0..probe.attempts {
             let start = Instant::now();
             let outcome = match tokio::time::timeout(timeout, connect(target)).await {
                 Err(_) => Outcome::Timeout,
                 Ok(outcome) => outcome,
             };
-            attempts.push(Attempt {
+            let room = record.push(Attempt {
                 target: target.clone(),
                 start_ms: start.duration_since(origin).as_millis() as u64,
                 elapsed_us: start.elapsed().as_micros() as u64,
                 retries: 0,
                 outcome,
             });
+            if !room {
+                break;
+            }
         }
-        attempts
     });
-    Ok(futures::future::join_all(per_target).await.into_iter().flatten().collect())
+    futures::future::join_all(per_target).await;
+    Ok(())
 }
 
 async fn connect(target: &str) -> Outcome {
@@ -183,23 +185,25 @@ async fn connect(target: &str) -> Outcome {
 
 /// Runs `attempts` request/response exchanges per target over UDP; a try that times out is retried up
 /// to `retries` times and counted, so that loss is visible even when the exchange finally succeeds.
-pub(super) async fn udp(probe: &UdpProbe) -> Result<Vec<Attempt>, String> {
+pub(super) async fn udp(probe: &UdpProbe, record: &Recorder) -> Result<(), String> {
     let origin = Instant::now();
-    let mut attempts = Vec::new();
     for target in &probe.targets {
         for _ in 0..probe.attempts {
             let start = Instant::now();
             let (outcome, retries) = udp_exchange(target, probe).await;
-            attempts.push(Attempt {
+            let room = record.push(Attempt {
                 target: target.clone(),
                 start_ms: start.duration_since(origin).as_millis() as u64,
                 elapsed_us: start.elapsed().as_micros() as u64,
                 retries,
                 outcome,
             });
+            if !room {
+                return Ok(());
+            }
         }
     }
-    Ok(attempts)
+    Ok(())
 }
 
 async fn udp_exchange(target: &str, probe: &UdpProbe) -> (Outcome, u32) {

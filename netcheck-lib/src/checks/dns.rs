@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};
 
@@ -18,11 +17,11 @@ use super::dns_expect::{self, Expected};
 use super::selected;
 use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HTTP_PORT, OrderResult, Outcome, UDP_PORT};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
+use crate::runner::channel::OrderFailure;
 use crate::runner::endpoints::{self, EndpointAddress};
 use crate::runner::manifests::{
     self, CLIENTS_SERVICE, ECHO_SERVICE, EXTERNAL_SERVICE, HEADLESS_ALL_SERVICE, HEADLESS_SERVICE,
 };
-use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{Session, settle};
 use crate::scenario::Scenario;
 use crate::stats;
@@ -120,7 +119,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
             let subject = subject(node, q);
             let result = match round {
                 Err(f) => CheckResult::new(q.check, Status::Error, subject, f.to_string()),
-                Ok(r) => judge(q, subject, &of_query(r, &q.query), prompt),
+                Ok(r) => super::capped_by_partial(judge(q, subject, &of_query(r, &q.query), prompt), r),
             };
             results.push(result);
         }
@@ -277,15 +276,7 @@ fn plan(f: &Facts, scenario: &Scenario, external_name: Option<&str>) -> Vec<Ques
 }
 
 async fn ask_every_client(session: &Session, probe: &DnsProbe) -> Vec<(String, Result<OrderResult, OrderFailure>)> {
-    let sends = probe.queries.len() as u64 * u64::from(probe.attempts.max(1));
-    // Queries run concurrently, the sends of one query in sequence.
-    let deadline = Duration::from_millis(u64::from(probe.attempts.max(1)) * probe.timeout_ms + 15_000 + sends);
-    let per_client = session.agents.clients.iter().map(|(node, agent)| async move {
-        let r = orders::send(&session.cluster.client, &session.namespace, agent, Action::Dns(probe.clone()), deadline)
-            .await;
-        (node.clone(), r)
-    });
-    join_all(per_client).await
+    session.order_every_client(|_| Action::Dns(probe.clone())).await
 }
 
 /// Creates a Service and measures, per client node, the time from its creation until DNS answers

@@ -13,7 +13,9 @@ pub mod runner_probe;
 pub mod service_behaviour;
 pub mod service_path;
 
+use crate::protocol::{Attempt, OrderResult};
 use crate::report::{CheckResult, Status, Subject};
+use crate::runner::channel::OrderFailure;
 use crate::runner::{Progress, Session};
 use crate::scenario::{Scenario, SelectedCheck};
 
@@ -99,6 +101,30 @@ fn without_results(scenario: &Scenario, results: &[CheckResult]) -> Vec<CheckRes
         .collect()
 }
 
+/// A result judged from an order the agent cut short ([`OrderResult::partial`]) may fail, since what
+/// it saw is real, but may not pass: the attempts it never made are missing data.
+pub(crate) fn capped_by_partial(mut result: CheckResult, order: &OrderResult) -> CheckResult {
+    if let Some(why) = &order.partial
+        && result.status == Status::Pass
+    {
+        result.status = Status::Error;
+        result.message = format!("{}; but {why}: too little was observed to pass", result.message);
+    }
+    result
+}
+
+/// The attempts of an order that ran to its end; a failed order or one the agent cut short is the
+/// reason why not, for checks that judge a whole order at once.
+pub(crate) fn whole_attempts(r: Result<OrderResult, OrderFailure>) -> Result<Vec<Attempt>, String> {
+    match r {
+        Ok(r) => match r.partial {
+            Some(why) => Err(format!("{why}: too little was observed to judge")),
+            None => Ok(r.attempts),
+        },
+        Err(f) => Err(f.to_string()),
+    }
+}
+
 /// The selected check `id`, if the scenario has it.
 pub(crate) fn selected<'a>(scenario: &'a Scenario, id: &str) -> Option<&'a SelectedCheck> {
     scenario.checks.iter().find(|c| c.id == id)
@@ -107,6 +133,27 @@ pub(crate) fn selected<'a>(scenario: &'a Scenario, id: &str) -> Option<&'a Selec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_order_cut_short_can_fail_but_not_pass() {
+        let identity = crate::protocol::Identity {
+            pod: "c".into(),
+            node: "node-a".into(),
+            pod_ip: "10.244.1.2".into(),
+            client: String::new(),
+        };
+        let mut order = OrderResult::new(identity);
+        let pass = CheckResult::new("clusterip/reachable", Status::Pass, Subject::from_node("node-a"), "5 of 5");
+        let fail = CheckResult { status: Status::Fail, ..pass.clone() };
+        assert_eq!(capped_by_partial(pass.clone(), &order).status, Status::Pass, "a whole order passes");
+        assert!(whole_attempts(Ok(order.clone())).is_ok());
+        order.partial = Some("the agent stopped at the order's deadline of 9000 ms, after 5 attempts".into());
+        let capped = capped_by_partial(pass, &order);
+        assert_eq!(capped.status, Status::Error);
+        assert!(capped.message.contains("deadline of 9000 ms"), "{}", capped.message);
+        assert_eq!(capped_by_partial(fail, &order).status, Status::Fail, "what it saw fail is real");
+        assert!(whole_attempts(Ok(order)).unwrap_err().contains("too little was observed"));
+    }
 
     #[test]
     fn a_selected_check_without_results_is_an_error() {

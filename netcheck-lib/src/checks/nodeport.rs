@@ -15,8 +15,8 @@ use kube::api::Api;
 use super::{runner_probe, selected};
 use crate::protocol::{Action, Attempt, HttpProbe, OrderResult};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
+use crate::runner::channel::OrderFailure;
 use crate::runner::manifests::{LOCAL_SERVICE, NODEPORT_SERVICE};
-use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{FromRunner, NodeInfo, Session};
 use crate::scenario::Scenario;
 
@@ -122,25 +122,17 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
     let addr = |t: &Target| t.socket(port).to_string();
 
     let runner_ok = runner_reaches(session, first.socket(port)).await;
-    let clients = session.agents.clients.iter().map(|(node, agent)| {
-        let probe = HttpProbe {
-            targets: targets.iter().map(addr).collect(),
-            path: "/".into(),
-            attempts: requests,
-            concurrency: 16,
-            timeout_ms: timeout.as_millis() as u64,
-            interval_ms: 0,
-            any_server: false,
-            give_up_after: 0,
-        };
-        let waves = (probe.targets.len() as u32 * requests).div_ceil(16) as u64 + 1;
-        let deadline = timeout * waves as u32 + Duration::from_secs(15);
-        async move {
-            let r =
-                orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline).await;
-            (node.clone(), r)
-        }
-    });
+    let probe = HttpProbe {
+        targets: targets.iter().map(addr).collect(),
+        path: "/".into(),
+        attempts: requests,
+        concurrency: 16,
+        timeout_ms: timeout.as_millis() as u64,
+        interval_ms: 0,
+        any_server: false,
+        give_up_after: 0,
+    };
+    let clients = session.order_every_client(|_| Action::Http(probe.clone()));
     let from_runner = async {
         if runner_ok.is_err() {
             return None;
@@ -151,7 +143,7 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
             .map(|t| async { Some(runner_probe::http_get(t.socket(port), timeout).await.0) });
         Some(join_all(jobs).await.into_iter().flatten().collect::<Vec<Attempt>>())
     };
-    let (client_results, runner_attempts) = tokio::join!(join_all(clients), from_runner);
+    let (client_results, runner_attempts) = tokio::join!(clients, from_runner);
 
     let mut sources: Vec<(String, Result<OrderResult, OrderFailure>)> = client_results;
     if let Err(reason) = &runner_ok {
@@ -169,10 +161,7 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
             pod_ip: String::new(),
             client: String::new(),
         };
-        sources.push((
-            RUNNER.into(),
-            Ok(OrderResult { version: crate::protocol::PROTOCOL_VERSION, agent: runner, attempts, error: None }),
-        ));
+        sources.push((RUNNER.into(), Ok(OrderResult { attempts, ..OrderResult::new(runner) })));
     }
 
     let mut cells: BTreeMap<(String, Target), (usize, usize, Vec<Attempt>)> = BTreeMap::new();
@@ -191,10 +180,12 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
     for (source, outcome) in &sources {
         for t in &targets {
             let subject = Subject::from_node(source).to_node(&t.node).at(addr(t));
-            let Ok(_) = outcome else {
-                let message = outcome.as_ref().err().map(ToString::to_string).unwrap_or_default();
-                results.push(CheckResult::new(EVERY_NODE, Status::Error, subject, message));
-                continue;
+            let order = match outcome {
+                Ok(order) => order,
+                Err(e) => {
+                    results.push(CheckResult::new(EVERY_NODE, Status::Error, subject, e.to_string()));
+                    continue;
+                }
             };
             let (ok, n, attempts) = &cells[&(source.clone(), t.clone())];
             let pass = ok == n && *n > 0;
@@ -209,7 +200,7 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
             if !pass {
                 result.diagnosis = Some(nodeport_diagnosis(source, t, &failing, &source_names));
             }
-            results.push(result);
+            results.push(super::capped_by_partial(result, order));
         }
     }
     results

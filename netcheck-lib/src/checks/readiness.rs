@@ -25,7 +25,6 @@ use super::selected;
 use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HttpProbe, OrderResult, PresenceWatch};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
-use crate::runner::orders;
 use crate::runner::{AgentPod, Session, endpoints};
 use crate::scenario::Scenario;
 
@@ -130,11 +129,8 @@ async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult>
         join_all(session.agents.clients.iter().map(|(node, agent)| {
             let http = http.clone();
             async move {
-                let deadline = UNREADY_WINDOW + Duration::from_secs(20);
-                let r = orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(http), deadline)
-                    .await;
-                let reached =
-                    r.map(|r| r.attempts.iter().filter(|a| answered_by(a, late_ip)).count()).map_err(|e| e.to_string());
+                let r = session.channel.send(agent, Action::Http(http)).await;
+                let reached = super::whole_attempts(r).map(|a| a.iter().filter(|a| answered_by(a, late_ip)).count());
                 (node.clone(), reached)
             }
         }))
@@ -248,7 +244,6 @@ struct NodeTimeline {
 }
 
 async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: Limits) -> Experiment {
-    let client = &session.cluster.client;
     let ns = &session.namespace;
     let deliveries = delivery_estimates(session).await;
     let attempts = (limits.traffic().as_millis() / limits.interval.as_millis().max(1)) as u32;
@@ -275,14 +270,16 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
             sustained: limits.sustained as u32,
         }),
     };
-    let deadline = limits.dns_window() + Duration::from_secs(20);
+    // The DNS sends of a query go one after another: when they time out, the schedule slips, and the
+    // agent stops at the window's end (plus a timeout or two) with what it saw.
+    let dns_deadline = limits.dns_window() + Duration::from_secs(3);
     let traffic = session.agents.clients.iter().map(|(node, agent)| {
         let (http, dns) = (http.clone(), dns.clone());
         async move {
             let sent = Instant::now();
             let (h, d) = tokio::join!(
-                orders::send(client, ns, agent, Action::Http(http), deadline),
-                orders::send(client, ns, agent, Action::Dns(dns), deadline),
+                session.channel.send(agent, Action::Http(http)),
+                session.channel.send_within(agent, Action::Dns(dns), dns_deadline),
             );
             (node.clone(), sent, h, d)
         }
@@ -290,7 +287,7 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
     let switch = async {
         tokio::time::sleep(LEAD).await;
         let at = Instant::now();
-        if let Err(e) = orders::send(client, ns, victim, Action::SetReady { ready }, Duration::from_secs(15)).await {
+        if let Err(e) = session.channel.send(victim, Action::SetReady { ready }).await {
             return (at, Err(format!("the victim {} did not take the readiness order: {e}", victim.pod)));
         }
         let seen = endpoints::watch_until_ready_is(
@@ -302,7 +299,10 @@ async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: L
             limits.max_api + limits.max_propagation,
         )
         .await;
-        (at, Ok(seen.map(|t| t.duration_since(at))))
+        match seen {
+            Ok(seen) => (at, Ok(seen.map(|t| t.duration_since(at)))),
+            Err(e) => (at, Err(format!("cannot follow the endpoints of the echo Service: {e}"))),
+        }
     };
     let (sends, (switched_at, api)) = tokio::join!(join_all(traffic), switch);
     let api = match api {
@@ -352,14 +352,7 @@ async fn delivery_estimates(session: &Session) -> BTreeMap<String, u64> {
             give_up_after: 0,
         };
         let start = Instant::now();
-        let r = orders::send(
-            &session.cluster.client,
-            &session.namespace,
-            agent,
-            Action::Http(empty),
-            Duration::from_secs(15),
-        )
-        .await;
+        let r = session.channel.send(agent, Action::Http(empty)).await;
         (node.clone(), r.map(|_| start.elapsed().as_millis() as u64 / 2).unwrap_or(0))
     });
     join_all(per_client).await.into_iter().collect()

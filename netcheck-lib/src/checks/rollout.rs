@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -19,7 +18,7 @@ use super::selected;
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{self, ECHO_HTTP_PORT, ROLLOUT_SERVICE};
-use crate::runner::{Session, orders, settle};
+use crate::runner::{Session, settle};
 use crate::scenario::Scenario;
 
 /// Check ids answered by this module.
@@ -175,14 +174,8 @@ async fn served_everywhere(session: &Session, target: &str) -> Result<(), String
     settle::api_lists_ready(&session.cluster, &session.namespace, ROLLOUT_SERVICE, &ips)
         .await
         .map_err(|e| e.to_string())?;
-    let converged = settle::data_plane_converged(
-        &session.cluster,
-        &session.namespace,
-        &session.agents,
-        &[(target.to_string(), true)],
-        &ips,
-    )
-    .await;
+    let converged =
+        settle::data_plane_converged(&session.channel, &session.agents, &[(target.to_string(), true)], &ips).await;
     match converged.iter().find(|(_, t)| t.is_none()) {
         Some((node, _)) => Err(format!("{node} never reached every rollout pod through {target} before the rollout")),
         None => Ok(()),
@@ -201,21 +194,8 @@ async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(Stri
         any_server: false,
         give_up_after: 0,
     };
-    let per_client = session.agents.clients.iter().map(|(node, agent)| {
-        let probe = probe.clone();
-        async move {
-            let r = orders::send(
-                &session.cluster.client,
-                &session.namespace,
-                agent,
-                Action::Http(probe),
-                CHUNK + Duration::from_secs(20),
-            )
-            .await;
-            (node.clone(), r.map(|r| r.attempts).map_err(|e| e.to_string()))
-        }
-    });
-    join_all(per_client).await
+    let results = session.order_every_client(|_| Action::Http(probe.clone())).await;
+    results.into_iter().map(|(node, r)| (node, super::whole_attempts(r))).collect()
 }
 
 /// Waits until the Deployment's newest template is fully rolled out and available.

@@ -4,16 +4,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::future::join_all;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
 use super::selected;
 use crate::protocol::{Action, Attempt, HttpProbe, Outcome, UdpProbe};
 use crate::report::{CheckResult, Status, Subject};
+use crate::runner::Session;
 use crate::runner::manifests::{AFFINITY_SERVICE, ECHO_HTTP_PORT, ECHO_SERVICE, ECHO_UDP_PORT, EMPTY_SERVICE};
-use crate::runner::orders::{self, OrderFailure};
-use crate::runner::{AgentPod, Session};
 use crate::scenario::Scenario;
 
 /// Check ids answered by this module.
@@ -58,27 +56,19 @@ async fn http_from_every_client(
     attempts: u32,
     timeout_ms: u64,
     interval_ms: u64,
-) -> Vec<(String, Result<Vec<Attempt>, OrderFailure>)> {
-    let per_client = session.agents.clients.iter().map(|(node, agent): (&String, &AgentPod)| {
-        let probe = HttpProbe {
-            targets: vec![target.to_string()],
-            path: "/".into(),
-            attempts,
-            concurrency: 4,
-            timeout_ms,
-            interval_ms,
-            any_server: false,
-            give_up_after: 0,
-        };
-        let deadline =
-            Duration::from_millis(timeout_ms * (attempts as u64).div_ceil(4) + interval_ms * attempts as u64 + 15_000);
-        async move {
-            let r =
-                orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline).await;
-            (node.clone(), r.map(|r| r.attempts))
-        }
-    });
-    join_all(per_client).await
+) -> Vec<(String, Result<Vec<Attempt>, String>)> {
+    let probe = HttpProbe {
+        targets: vec![target.to_string()],
+        path: "/".into(),
+        attempts,
+        concurrency: 4,
+        timeout_ms,
+        interval_ms,
+        any_server: false,
+        give_up_after: 0,
+    };
+    let results = session.order_every_client(|_| Action::Http(probe.clone())).await;
+    results.into_iter().map(|(node, r)| (node, super::whole_attempts(r))).collect()
 }
 
 async fn affinity(session: &Session, requests: u32) -> Vec<CheckResult> {
@@ -136,24 +126,15 @@ fn judge_affinity(subject: Subject, sticky: &[Attempt], spread: &[Attempt], serv
 }
 
 async fn udp(session: &Session, probe: &UdpProbe) -> Vec<CheckResult> {
-    let per_client = session.agents.clients.iter().map(|(node, agent)| {
-        let tries = probe.attempts as u64 * (probe.retries as u64 + 1);
-        let deadline = Duration::from_millis(probe.timeout_ms * tries + 15_000);
-        async move {
-            let r =
-                orders::send(&session.cluster.client, &session.namespace, agent, Action::Udp(probe.clone()), deadline)
-                    .await;
-            (node.clone(), r)
-        }
-    });
-    join_all(per_client)
+    session
+        .order_every_client(|_| Action::Udp(probe.clone()))
         .await
         .into_iter()
         .map(|(node, r)| {
             let subject = Subject::from_node(&node).at(&probe.targets[0]).named(format!("service/{ECHO_SERVICE} udp"));
             match r {
                 Err(f) => CheckResult::new(UDP, Status::Error, subject, f.to_string()),
-                Ok(r) => judge_udp(subject, &r.attempts),
+                Ok(r) => super::capped_by_partial(judge_udp(subject, &r.attempts), &r),
             }
         })
         .collect()

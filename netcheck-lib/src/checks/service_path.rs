@@ -2,17 +2,16 @@
 //! from every client agent to the echo Service's ClusterIP and to every server pod IP.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use futures::future::join_all;
 
 use super::diagnosis::{self, PathEvidence};
-use super::selected;
+use super::{capped_by_partial, selected};
 use crate::protocol::{Action, Attempt, HTTP_PORT, HttpProbe, OrderResult};
 use crate::report::{CheckResult, Status, Subject};
+use crate::runner::channel::OrderFailure;
 use crate::runner::endpoints::EndpointAddress;
 use crate::runner::manifests::{ECHO_HTTP_PORT, ECHO_SERVICE};
-use crate::runner::orders::{self, OrderFailure};
 use crate::runner::{AgentPod, Session};
 use crate::scenario::Scenario;
 use crate::stats;
@@ -88,17 +87,19 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
             Ok(r) => {
                 let ev = evidence.iter().find(|e| e.node == round.node).expect("evidence per round");
                 if selected(scenario, REACHABLE).is_some() {
-                    results.push(reachable(subject.clone(), &r.attempts, ev, &evidence));
+                    results.push(capped_by_partial(reachable(subject.clone(), &r.attempts, ev, &evidence), r));
                 }
                 if selected(scenario, ALL_BACKENDS).is_some() {
                     let result = all_backends(subject.clone(), &r.attempts, expected, &session.agents.servers);
-                    results.push(match session.settled.data_plane.get(&round.node) {
+                    let result = match session.settled.data_plane.get(&round.node) {
                         Some(Some(t)) => result.measure("convergenceMs", t.as_millis() as u64),
                         _ => result,
-                    });
+                    };
+                    results.push(capped_by_partial(result, r));
                 }
                 if selected(scenario, DISTRIBUTION).is_some() {
-                    results.push(distribution(subject.clone(), &r.attempts, expected, &session.agents.servers, &plan));
+                    let result = distribution(subject.clone(), &r.attempts, expected, &session.agents.servers, &plan);
+                    results.push(capped_by_partial(result, r));
                 }
             }
         }
@@ -127,12 +128,6 @@ fn errors(scenario: &Scenario, message: &str) -> Vec<CheckResult> {
         .collect()
 }
 
-/// Longest an order of `attempts` requests may take before the agent is declared silent.
-fn order_deadline(attempts: u32, concurrency: u32, timeout_ms: u64) -> Duration {
-    let waves = attempts.div_ceil(concurrency.max(1)) as u64 + 1;
-    Duration::from_millis(waves * timeout_ms + 15_000)
-}
-
 /// The requests through the ClusterIP that the reachability and distribution checks judge.
 fn service_probe(service_target: &str, plan: &Plan) -> HttpProbe {
     HttpProbe {
@@ -159,16 +154,17 @@ async fn confirm_distribution(
     plan: &Plan,
 ) -> CheckResult {
     let Some(agent) = session.agents.clients.get(node) else { return first };
-    let probe = service_probe(service_target, plan);
-    let deadline = order_deadline(probe.attempts, probe.concurrency, probe.timeout_ms);
-    let second = orders::send(&session.cluster.client, &session.namespace, agent, Action::Http(probe), deadline).await;
+    let second = session.channel.send(agent, Action::Http(service_probe(service_target, plan))).await;
     let second = match second {
-        Ok(r) => distribution(
-            first.subject.clone(),
-            &r.attempts,
-            &session.settled.echo_endpoints,
-            &session.agents.servers,
-            plan,
+        Ok(r) => capped_by_partial(
+            distribution(
+                first.subject.clone(),
+                &r.attempts,
+                &session.settled.echo_endpoints,
+                &session.agents.servers,
+                plan,
+            ),
+            &r,
         ),
         Err(e) => {
             let mut r = first;
@@ -193,8 +189,6 @@ fn confirmed(first: CheckResult, second: CheckResult) -> CheckResult {
 }
 
 async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_target: &str, plan: &Plan) -> NodeRound {
-    let client = &session.cluster.client;
-    let ns = &session.namespace;
     let service = service_probe(service_target, plan);
     let direct = HttpProbe {
         targets: session.agents.servers.iter().map(|s| format!("{}:{HTTP_PORT}", s.ip)).collect(),
@@ -206,12 +200,9 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         any_server: false,
         give_up_after: 0,
     };
-    let service_deadline = order_deadline(service.attempts, service.concurrency, service.timeout_ms);
-    let direct_deadline =
-        order_deadline(direct.attempts * direct.targets.len() as u32, direct.concurrency, direct.timeout_ms);
     let (service, direct) = tokio::join!(
-        orders::send(client, ns, agent, Action::Http(service), service_deadline),
-        orders::send(client, ns, agent, Action::Http(direct), direct_deadline),
+        session.channel.send(agent, Action::Http(service)),
+        session.channel.send(agent, Action::Http(direct)),
     );
     NodeRound { node: node.to_string(), service, direct }
 }
@@ -388,7 +379,7 @@ fn pod_direct(node: &str, direct: &Result<OrderResult, OrderFailure>, servers: &
             if let Some(p) = stats::percentiles(&latency_ms(&mine)) {
                 result = result.measure("p50Ms", round2(p.p50));
             }
-            result
+            capped_by_partial(result, r)
         })
         .collect()
 }
@@ -509,17 +500,15 @@ mod tests {
     fn pod_direct_requires_the_right_pod_to_answer() {
         let servers = [server("s1", "a", "10.0.0.1")];
         let wrong = OrderResult {
-            version: 1,
-            agent: Identity { pod: "c".into(), node: "a".into(), pod_ip: "x".into(), client: String::new() },
             attempts: vec![answer("10.0.0.1:8080", "someone-else", "10.0.0.1")],
-            error: None,
+            ..OrderResult::new(Identity {
+                pod: "c".into(),
+                node: "a".into(),
+                pod_ip: "x".into(),
+                client: String::new(),
+            })
         };
         let r = pod_direct("a", &Ok(wrong), &servers);
         assert_eq!(r[0].status, Status::Fail);
-    }
-
-    #[test]
-    fn order_deadline_grows_with_waves() {
-        assert!(order_deadline(300, 8, 2000) > order_deadline(20, 8, 2000));
     }
 }

@@ -209,9 +209,8 @@ async fn connect_from_every_node(session: &Session, targets: &[Target]) -> Resul
         attempts: ATTEMPTS,
         timeout_ms: TIMEOUT.as_millis() as u64,
     };
-    let deadline = TIMEOUT * ATTEMPTS + Duration::from_secs(15);
-    let results = session.order_every_client(|_| Action::Tcp(probe.clone()), deadline).await;
-    observations(results.into_iter().map(|(node, r)| (node, r.map(|r| r.attempts).map_err(|e| e.to_string()))))
+    let results = session.order_every_client(|_| Action::Tcp(probe.clone())).await;
+    observations(results.into_iter().map(|(node, r)| (node, crate::checks::whole_attempts(r))))
 }
 
 /// Folds attempts into what each node saw of each target.
@@ -467,12 +466,11 @@ async fn ask_from_every_node(
         until_answered_ms: None,
         until_presence: None,
     };
-    let deadline = TIMEOUT * ATTEMPTS * 2 + Duration::from_secs(15);
     let results: BTreeMap<_, _> = session
-        .order_every_client(|_| Action::Dns(probe.clone()), deadline)
+        .order_every_client(|_| Action::Dns(probe.clone()))
         .await
         .into_iter()
-        .map(|(node, r)| (node, r.map(|r| r.attempts).map_err(|e| e.to_string())))
+        .map(|(node, r)| (node, crate::checks::whole_attempts(r)))
         .collect();
     if !results.is_empty() && results.values().all(|r| r.is_err()) {
         return Err(Error::Protocol("no client agent reported the DNS answers".into()));

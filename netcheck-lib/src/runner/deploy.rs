@@ -133,17 +133,23 @@ pub async fn wait_ready(
     let mut event_stream =
         watcher::watcher(events, watcher::Config::default()).default_backoff().applied_objects().boxed();
     let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+    // The pod watch's error while it is failing (it resumes with backoff): told at the timeout, since
+    // then the API, not the pods, is what could not be observed.
+    let mut failing: Option<String> = None;
+    let mut events_refused = false;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         tokio::select! {
             pod = pod_stream.next() => {
                 // A refused watch would otherwise wait out the timeout and blame the pods.
-                if let Some(Err(e)) = &pod
-                    && let Some(refused) = super::watch_refusal(e)
-                {
-                    return Err(Error::Deploy { object: "pods".into(), reason: format!("cannot watch them: {refused}") });
+                if let Some(Err(e)) = &pod {
+                    if let Some(refused) = super::watch_refusal(e) {
+                        return Err(Error::Deploy { object: "pods".into(), reason: format!("cannot watch them: {refused}") });
+                    }
+                    failing = Some(e.to_string());
                 }
                 let Some(Ok(pod)) = pod else { continue };
+                failing = None;
                 if let Some(err) = fatal_pod_state(&pod) { return Err(err); }
                 seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
                 if let Some(agents) = agents_if_ready(&seen, nodes, servers) {
@@ -152,11 +158,23 @@ pub async fn wait_ready(
                     return Ok(Agents { cluster_ip, ..agents });
                 }
             }
-            event = event_stream.next() => {
+            // Events only speed up the diagnosis of a failed creation: a user who may not watch them
+            // still gets the run, and the pods' own state still fails fast.
+            event = event_stream.next(), if !events_refused => {
+                if let Some(Err(e)) = &event && super::watch_refusal(e).is_some() {
+                    tracing::warn!(error = %e, "cannot watch events; creation failures show only through the pods");
+                    events_refused = true;
+                }
                 let Some(Ok(event)) = event else { continue };
                 if let Some(err) = fatal_event(&event) { return Err(err); }
             }
             _ = tokio::time::sleep_until(deadline) => {
+                if let Some(e) = failing {
+                    return Err(Error::Timeout {
+                        what: format!("agents to become Ready: the watch of the run's pods kept failing ({e})"),
+                        seconds: timeout.as_secs(),
+                    });
+                }
                 return Err(not_ready_error(&seen, nodes, servers, timeout));
             }
         }

@@ -43,6 +43,10 @@ pub async fn of_service(cluster: &Cluster, ns: &str, service: &str) -> Result<Ve
 
 /// Watches the Service's endpoints until `ip` is listed with readiness `ready`, and returns when the
 /// watch saw that (None: not within `limit`). EndpointSlices where served, Endpoints otherwise.
+///
+/// A watch error is retried with backoff, not taken for "the endpoint never changed". The error is the
+/// API's refusal (at once), or the watch's own failure when it was still failing at `limit`: then the
+/// API, not the endpoints controller, is what could not be observed.
 pub async fn watch_until_ready_is(
     cluster: &Cluster,
     ns: &str,
@@ -50,35 +54,45 @@ pub async fn watch_until_ready_is(
     ip: &str,
     ready: bool,
     limit: std::time::Duration,
-) -> Option<std::time::Instant> {
+) -> std::result::Result<Option<std::time::Instant>, String> {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
 
     let matches = |addresses: &[EndpointAddress]| addresses.iter().any(|a| a.ip == ip && a.ready == ready);
+    let mut failing: Option<String> = None;
     let seen = async {
-        if cluster.has_endpoint_slices {
+        let mut addresses = if cluster.has_endpoint_slices {
             let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), ns);
             let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
-            let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
-            // A watch error is retried with backoff, not taken for "the endpoint never changed".
-            while let Some(item) = stream.next().await {
-                if item.is_ok_and(|slice| matches(&from_slice(&slice))) {
-                    return Some(std::time::Instant::now());
-                }
-            }
+            watcher(api, config).default_backoff().applied_objects().map(|r| r.map(|s| from_slice(&s))).boxed()
         } else {
             let api: Api<Endpoints> = Api::namespaced(cluster.client.clone(), ns);
             let config = watcher::Config::default().fields(&format!("metadata.name={service}"));
-            let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
-            while let Some(item) = stream.next().await {
-                if item.is_ok_and(|ep| matches(&from_endpoints(&ep).into_iter().collect::<Vec<_>>())) {
-                    return Some(std::time::Instant::now());
-                }
+            watcher(api, config)
+                .default_backoff()
+                .applied_objects()
+                .map(|r| r.map(|e| from_endpoints(&e).into_iter().collect()))
+                .boxed()
+        };
+        while let Some(item) = addresses.next().await {
+            match item {
+                Ok(listed) if matches(&listed) => return Ok(Some(std::time::Instant::now())),
+                Ok(_) => failing = None,
+                Err(e) => match super::watch_refusal(&e) {
+                    Some(refused) => return Err(refused),
+                    None => failing = Some(e.to_string()),
+                },
             }
         }
-        None
+        Ok(None)
     };
-    tokio::time::timeout(limit, seen).await.ok().flatten()
+    match tokio::time::timeout(limit, seen).await {
+        Ok(outcome) => outcome,
+        Err(_) => match failing {
+            Some(e) => Err(format!("the watch of the endpoints was still failing after {} s: {e}", limit.as_secs())),
+            None => Ok(None),
+        },
+    }
 }
 
 /// The API server's own address (`https://ip:port`) from the `default/kubernetes` EndpointSlice (core/v1

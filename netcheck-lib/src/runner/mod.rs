@@ -3,13 +3,13 @@
 //! Invariant: once the namespace exists, every exit path deletes it (unless `keep`): the normal end,
 //! an error, SIGINT/SIGTERM (`run`), and a panic ([`namespace::NamespaceGuard`]).
 
+pub mod channel;
 pub mod connect;
 pub mod deploy;
 pub mod endpoints;
 pub mod inventory;
 pub mod manifests;
 pub mod namespace;
-pub mod orders;
 pub mod settle;
 
 use std::time::{Duration, Instant};
@@ -103,6 +103,8 @@ pub struct Session {
     pub run_id: String,
     /// The agents.
     pub agents: Agents,
+    /// Orders to the agents and their results.
+    pub channel: channel::Channel,
     /// Options the session was started with.
     pub options: SessionOptions,
     /// The pod settings of this session's agents, for checks that deploy more of them.
@@ -134,6 +136,7 @@ impl Session {
         let run_id = namespace::new_run_id();
         let ns = namespace::create(&cluster.client, &run_id, options.ttl).await?;
         let mut guard = namespace::NamespaceGuard::new(cluster.clone(), ns.clone());
+        let channel = channel::Channel::open(&cluster.client, &ns);
         progress.note(&format!("namespace {ns}: {} client agents, {} server agents", usable.len(), options.servers));
         let template = manifests::AgentTemplate {
             image: options.image.clone(),
@@ -152,7 +155,7 @@ impl Session {
                 settle::Settled::default()
             } else {
                 progress.phase("settle");
-                let settled = settle::wait(cluster, &ns, &agents).await?;
+                let settled = settle::wait(cluster, &channel, &ns, &agents).await?;
                 let unsettled: Vec<&str> =
                     settled.data_plane.iter().filter(|(_, t)| t.is_none()).map(|(n, _)| n.as_str()).collect();
                 if !unsettled.is_empty() {
@@ -173,6 +176,7 @@ impl Session {
                 namespace: ns,
                 run_id,
                 agents,
+                channel,
                 options,
                 template,
                 guard,
@@ -190,20 +194,13 @@ impl Session {
     }
 
     /// Sends an order to every client agent at once (`action` gets the client's node name) and
-    /// waits up to `timeout` for each result; results come back by node, in node-name order.
+    /// waits for each result (see [`channel`] for how long); results come back by node, in node-name
+    /// order.
     pub async fn order_every_client(
         &self,
         action: impl Fn(&str) -> Action,
-        timeout: Duration,
-    ) -> Vec<(String, std::result::Result<OrderResult, orders::OrderFailure>)> {
-        let per_client =
-            self.agents.clients.iter().map(|(node, agent)| {
-                let action = action(node);
-                async move {
-                    (node.clone(), orders::send(&self.cluster.client, &self.namespace, agent, action, timeout).await)
-                }
-            });
-        futures::future::join_all(per_client).await
+    ) -> Vec<(String, std::result::Result<OrderResult, channel::OrderFailure>)> {
+        self.channel.to_every_client(&self.agents.clients, action).await
     }
 
     /// Deletes the namespace, or keeps it (`keep`) for inspection.

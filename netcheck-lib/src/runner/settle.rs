@@ -13,9 +13,9 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
+use super::channel::Channel;
 use super::endpoints::{self, EndpointAddress};
 use super::manifests::{AFFINITY_SERVICE, ECHO_HTTP_PORT, ECHO_SERVICE, LOCAL_SERVICE, NODEPORT_SERVICE};
-use super::orders;
 use super::{Agents, Cluster};
 use crate::protocol::{Action, HttpProbe};
 use crate::{Error, Result};
@@ -44,7 +44,7 @@ pub struct Settled {
 
 /// Waits for the API, then for every node's data plane. A node that does not converge is recorded,
 /// not an error: the checks then report what is wrong there.
-pub async fn wait(cluster: &Cluster, ns: &str, agents: &Agents) -> Result<Settled> {
+pub async fn wait(cluster: &Cluster, channel: &Channel, ns: &str, agents: &Agents) -> Result<Settled> {
     let servers: BTreeSet<&str> = agents.servers.iter().map(|s| s.ip.as_str()).collect();
     let mut echo_endpoints = Vec::new();
     let mut targets = Vec::new();
@@ -56,7 +56,7 @@ pub async fn wait(cluster: &Cluster, ns: &str, agents: &Agents) -> Result<Settle
         }
         targets.push((format!("{ip}:{ECHO_HTTP_PORT}"), *all_backends));
     }
-    let data_plane = data_plane_converged(cluster, ns, agents, &targets, &servers).await;
+    let data_plane = data_plane_converged(channel, agents, &targets, &servers).await;
     Ok(Settled { echo_endpoints, data_plane })
 }
 
@@ -94,8 +94,7 @@ fn lists_all_ready(eps: &[EndpointAddress], servers: &BTreeSet<&str>) -> bool {
 /// Probes every target from every client until each has answered from every server (or, for a
 /// target that pins clients, answered at all).
 pub(crate) async fn data_plane_converged(
-    cluster: &Cluster,
-    ns: &str,
+    channel: &Channel,
     agents: &Agents,
     targets: &[(String, bool)],
     servers: &BTreeSet<&str>,
@@ -124,9 +123,7 @@ pub(crate) async fn data_plane_converged(
                 any_server: false,
                 give_up_after: 0,
             };
-            let waves = (probe.attempts * probe.targets.len() as u32).div_ceil(probe.concurrency) as u64 + 1;
-            let deadline = Duration::from_millis(waves * probe.timeout_ms + 15_000);
-            let Ok(r) = orders::send(&cluster.client, ns, agent, Action::Http(probe), deadline).await else {
+            let Ok(r) = channel.send(agent, Action::Http(probe)).await else {
                 return (node.clone(), None);
             };
             for a in &r.attempts {
