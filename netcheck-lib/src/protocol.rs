@@ -83,6 +83,41 @@ impl Order {
 }
 
 impl Action {
+    /// This action as orders whose results each fit in a ConfigMap: an unpaced probe of more than
+    /// [`MAX_ATTEMPTS_PER_ORDER`] attempts over all its targets (or queries) is split by target, in
+    /// order. A paced probe is one timeline and is never split (its callers bound it instead).
+    pub fn split(self) -> Vec<Action> {
+        fn per_order(attempts: u32) -> usize {
+            (MAX_ATTEMPTS_PER_ORDER / attempts.max(1)).max(1) as usize
+        }
+        match self {
+            Action::Http(p) if p.interval_ms == 0 && p.targets.len() > per_order(p.attempts) => p
+                .targets
+                .chunks(per_order(p.attempts))
+                .map(|t| Action::Http(HttpProbe { targets: t.to_vec(), ..p.clone() }))
+                .collect(),
+            Action::Tcp(p) if p.targets.len() > per_order(p.attempts) => p
+                .targets
+                .chunks(per_order(p.attempts))
+                .map(|t| Action::Tcp(TcpProbe { targets: t.to_vec(), ..p.clone() }))
+                .collect(),
+            Action::Udp(p) if p.targets.len() > per_order(p.attempts) => p
+                .targets
+                .chunks(per_order(p.attempts))
+                .map(|t| Action::Udp(UdpProbe { targets: t.to_vec(), ..p.clone() }))
+                .collect(),
+            Action::Dns(p)
+                if p.interval_ms == 0 && p.until_answered_ms.is_none() && p.queries.len() > per_order(p.attempts) =>
+            {
+                p.queries
+                    .chunks(per_order(p.attempts))
+                    .map(|q| Action::Dns(DnsProbe { queries: q.to_vec(), ..p.clone() }))
+                    .collect()
+            }
+            action => vec![action],
+        }
+    }
+
     /// The longest executing this action can take when every attempt runs into its timeout, at the
     /// order's pace and concurrency, plus a little for scheduling: the one deadline policy of orders.
     /// The agent enforces it ([`Order::deadline`]); the runner waits this plus the orders' measured
@@ -568,6 +603,30 @@ mod tests {
         assert_eq!(order.deadline().as_millis(), 2100);
         order.deadline_ms = 50;
         assert_eq!(order.deadline().as_millis(), 50);
+    }
+
+    #[test]
+    fn an_action_too_large_for_one_result_is_split_by_target_and_a_paced_one_never() {
+        let probe = |targets: usize, attempts, interval_ms| HttpProbe {
+            targets: (0..targets).map(|i| format!("10.0.{}.{}:30080", i / 250, i % 250)).collect(),
+            path: "/".into(),
+            attempts,
+            concurrency: 16,
+            timeout_ms: 1000,
+            interval_ms,
+            any_server: false,
+            give_up_after: 0,
+        };
+        // 1500 node addresses × 3 requests: 4500 attempts, in orders of at most 666 targets.
+        let parts = Action::Http(probe(1500, 3, 0)).split();
+        assert_eq!(parts.len(), 3);
+        let targets: Vec<String> =
+            parts.iter().flat_map(|a| if let Action::Http(p) = a { p.targets.clone() } else { vec![] }).collect();
+        assert_eq!(targets, probe(1500, 3, 0).targets, "every target once, in order");
+        assert_eq!(Action::Http(probe(2, 1000, 0)).split().len(), 1, "2000 attempts fit in one");
+        assert_eq!(Action::Http(probe(3, 2000, 20)).split().len(), 1, "a paced probe is one timeline");
+        let tcp = Action::Tcp(TcpProbe { targets: vec!["a:1".into(); 5], attempts: 1000, timeout_ms: 1 });
+        assert_eq!(tcp.split().len(), 3);
     }
 
     #[test]

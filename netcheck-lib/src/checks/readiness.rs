@@ -22,7 +22,9 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::await_condition;
 
 use super::selected;
-use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HttpProbe, OrderResult, PresenceWatch};
+use crate::protocol::{
+    Action, Attempt, DnsProbe, DnsQuery, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult, PresenceWatch,
+};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
 use crate::runner::{AgentPod, Session, endpoints};
@@ -62,6 +64,16 @@ impl Limits {
     fn dns_window(&self) -> Duration {
         self.traffic() + self.max_dns_cache
     }
+}
+
+/// The number of paced requests that cover `window`, and their pace in ms: `interval`, or slower when
+/// that many would not fit in one order's result ([`MAX_ATTEMPTS_PER_ORDER`]); a long window at a fine
+/// pace is sampled more coarsely rather than cut short.
+fn paced(window: Duration, interval: Duration) -> (u32, u64) {
+    let interval_ms = (interval.as_millis() as u64)
+        .max(1)
+        .max((window.as_millis() as u64).div_ceil(u64::from(MAX_ATTEMPTS_PER_ORDER)));
+    ((window.as_millis() as u64 / interval_ms) as u32, interval_ms)
 }
 
 /// Runs removal then re-add when either check is selected (re-add needs a removed endpoint, and the
@@ -116,10 +128,10 @@ async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult>
     let http = HttpProbe {
         targets: vec![format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip)],
         path: "/".into(),
-        attempts: (UNREADY_WINDOW.as_millis() / limits.interval.as_millis().max(1)) as u32,
+        attempts: paced(UNREADY_WINDOW, limits.interval).0,
         concurrency: 16,
         timeout_ms: 1000,
-        interval_ms: limits.interval.as_millis() as u64,
+        interval_ms: paced(UNREADY_WINDOW, limits.interval).1,
         any_server: false,
         give_up_after: 0,
     };
@@ -246,23 +258,23 @@ struct NodeTimeline {
 async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: Limits) -> Experiment {
     let ns = &session.namespace;
     let deliveries = delivery_estimates(session).await;
-    let attempts = (limits.traffic().as_millis() / limits.interval.as_millis().max(1)) as u32;
+    let (attempts, http_interval_ms) = paced(limits.traffic(), limits.interval);
     let http = HttpProbe {
         targets: vec![format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip)],
         path: "/".into(),
         attempts,
         concurrency: 16,
         timeout_ms: 1000,
-        interval_ms: limits.interval.as_millis() as u64,
+        interval_ms: http_interval_ms,
         any_server: false,
         give_up_after: 0,
     };
     let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
     let dns = DnsProbe {
         queries: vec![DnsQuery { name: headless, record_type: "A".into(), server: None, tcp: false }],
-        attempts: (limits.dns_window().as_millis() / limits.interval.as_millis().max(1)) as u32,
+        attempts: paced(limits.dns_window(), limits.interval).0,
         timeout_ms: 1000,
-        interval_ms: limits.interval.as_millis() as u64,
+        interval_ms: paced(limits.dns_window(), limits.interval).1,
         until_answered_ms: None,
         until_presence: Some(PresenceWatch {
             record: victim.ip.clone(),
@@ -496,7 +508,7 @@ fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<
                 .measure("apiMs", api_ms)
                 .measure("failedRequests", failed)
                 .measure("requests", t.requests.len())
-                .measure("sampleIntervalMs", limits.interval.as_millis() as u64)
+                .measure("sampleIntervalMs", paced(limits.traffic(), limits.interval).1)
                 .measure("deliveryEstimateMs", t.delivery_ms);
             if let DataPlane::At(ms) = plane {
                 r = r.measure("dataPlaneMs", ms);
@@ -529,6 +541,15 @@ mod tests {
 
     fn reqs(items: &[(i64, Option<&str>)]) -> Vec<(i64, Option<String>)> {
         items.iter().map(|(t, ip)| (*t, ip.map(String::from))).collect()
+    }
+
+    #[test]
+    fn a_long_window_at_a_fine_pace_is_sampled_more_coarsely_to_fit_one_order() {
+        assert_eq!(paced(Duration::from_secs(10), Duration::from_millis(20)), (500, 20));
+        let (attempts, interval_ms) = paced(Duration::from_secs(241), Duration::from_millis(5));
+        assert!(attempts <= MAX_ATTEMPTS_PER_ORDER, "{attempts}");
+        assert_eq!(interval_ms, 121);
+        assert!(u64::from(attempts) * interval_ms >= 240_000, "the window stays covered");
     }
 
     #[test]

@@ -113,8 +113,19 @@ impl Channel {
     }
 
     /// Sends `action` to `agent` with the action's own budget as the deadline, and waits for the result.
+    /// An action too large for one result ([`Action::split`]) goes as several orders, one after the
+    /// other, whose attempts are joined.
     pub async fn send(&self, agent: &AgentPod, action: Action) -> std::result::Result<OrderResult, OrderFailure> {
-        self.send_order(agent, Order::new(action)).await
+        let mut parts = action.split().into_iter();
+        let Some(first) = parts.next() else { return Err(OrderFailure::Api("an order with nothing to do".into())) };
+        let mut joined = self.send_order(agent, Order::new(first)).await?;
+        for part in parts {
+            let next = self.send_order(agent, Order::new(part)).await?;
+            joined.attempts.extend(next.attempts);
+            joined.elapsed_ms += next.elapsed_ms;
+            joined.partial = joined.partial.or(next.partial);
+        }
+        Ok(joined)
     }
 
     /// Sends `action` to `agent` with `deadline` (a paced window that ends on its own terms), and waits.
