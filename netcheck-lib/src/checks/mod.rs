@@ -14,47 +14,92 @@ pub mod service_behaviour;
 pub mod service_path;
 
 use crate::protocol::{Attempt, OrderResult};
-use crate::report::{CheckResult, Status, Subject};
+use crate::report::{CheckResult, CheckTime, Status, Subject};
 use crate::runner::channel::OrderFailure;
 use crate::runner::{Progress, Session};
 use crate::scenario::{Scenario, SelectedCheck};
 
 /// Runs the scenario's checks on a session and returns every result, in scenario order.
+pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress) -> Vec<CheckResult> {
+    run_timed(session, scenario, progress).await.0
+}
+
+/// Runs the scenario's checks and returns every result, in scenario order, and each check's wall time.
+///
+/// The probe rounds run concurrently: each uses its own Services (the rollout its own Deployment), and
+/// none changes what another observes. The readiness experiments run after them, because they switch a
+/// server agent behind the echo Service that the other rounds count as a backend.
 ///
 /// Each module's future is boxed: together they are large, and a debug build's test thread (2 MiB of
 /// stack) overflowed holding them inline.
-pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress) -> Vec<CheckResult> {
+pub async fn run_timed(
+    session: &Session,
+    scenario: &Scenario,
+    progress: &dyn Progress,
+) -> (Vec<CheckResult>, Vec<CheckTime>) {
+    type Round<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<CheckResult>> + Send + 'a>>;
+    let wanted = |ids: &[&str]| scenario.checks.iter().any(|c| ids.contains(&c.id));
+    let mut first: Vec<(&str, Round)> = Vec::new();
+    if wanted(service_path::IDS) {
+        first.push((
+            "probing the ClusterIP and pod IPs from every node",
+            Box::pin(service_path::run(session, scenario)),
+        ));
+    }
+    if wanted(nodeport::IDS) {
+        first.push(("probing node ports on every node address", Box::pin(nodeport::run(session, scenario))));
+    }
+    if wanted(service_behaviour::IDS) {
+        first.push((
+            "probing session affinity, UDP and a Service without endpoints",
+            Box::pin(service_behaviour::run(session, scenario)),
+        ));
+    }
+    if wanted(dns::IDS) {
+        first.push(("asking the cluster DNS from every node", Box::pin(dns::run(session, scenario))));
+    }
+    if wanted(rollout::IDS) {
+        first.push((
+            "rolling a Deployment of 3 agents while every node sends traffic",
+            Box::pin(rollout::run(session, scenario)),
+        ));
+    }
     let mut results = Vec::new();
-    if scenario.checks.iter().any(|c| service_path::IDS.contains(&c.id)) {
-        progress.note("probing the ClusterIP and pod IPs from every node");
-        results.extend(Box::pin(service_path::run(session, scenario)).await);
+    let mut times: Vec<CheckTime> = Vec::new();
+    for (note, _) in &first {
+        progress.note(note);
     }
-    if scenario.checks.iter().any(|c| nodeport::IDS.contains(&c.id)) {
-        progress.note("probing node ports on every node address");
-        results.extend(Box::pin(nodeport::run(session, scenario)).await);
+    for (round, took) in futures::future::join_all(first.into_iter().map(|(_, round)| timed(round))).await {
+        record_times(&mut times, &round, took);
+        results.extend(round);
     }
-    if scenario.checks.iter().any(|c| service_behaviour::IDS.contains(&c.id)) {
-        progress.note("probing session affinity, UDP and a Service without endpoints");
-        results.extend(Box::pin(service_behaviour::run(session, scenario)).await);
-    }
-    if scenario.checks.iter().any(|c| dns::IDS.contains(&c.id)) {
-        progress.note("asking the cluster DNS from every node");
-        results.extend(Box::pin(dns::run(session, scenario)).await);
-    }
-    // Last: it switches a server agent's readiness (and restores it).
-    if scenario.checks.iter().any(|c| readiness::IDS.contains(&c.id)) {
+    if wanted(readiness::IDS) {
         progress.note("switching a backend's readiness while every node sends traffic (about 20 s, and until the DNS caches expire: up to 30 s more on CoreDNS)");
-        results.extend(Box::pin(readiness::run(session, scenario)).await);
-    }
-    if scenario.checks.iter().any(|c| rollout::IDS.contains(&c.id)) {
-        progress.note("rolling a Deployment of 3 agents while every node sends traffic");
-        results.extend(Box::pin(rollout::run(session, scenario)).await);
+        let (round, took) = timed(Box::pin(readiness::run(session, scenario))).await;
+        record_times(&mut times, &round, took);
+        results.extend(round);
     }
     results.extend(without_results(scenario, &results));
     results.extend(unhosted_nodes(scenario, &session.nodes, session.options.tolerate_taints));
-    let order = |r: &CheckResult| scenario.checks.iter().position(|c| c.id == r.check).unwrap_or(usize::MAX);
-    results.sort_by_key(order);
-    results
+    let order = |check: &str| scenario.checks.iter().position(|c| c.id == check).unwrap_or(usize::MAX);
+    results.sort_by_key(|r| order(&r.check));
+    times.sort_by_key(|t| order(&t.check));
+    (results, times)
+}
+
+async fn timed(round: impl std::future::Future<Output = Vec<CheckResult>>) -> (Vec<CheckResult>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let results = round.await;
+    (results, started.elapsed())
+}
+
+/// Gives every check with results in `round` the round's wall time.
+fn record_times(times: &mut Vec<CheckTime>, round: &[CheckResult], took: std::time::Duration) {
+    for r in round {
+        if !times.iter().any(|t| t.check == r.check) {
+            times.push(CheckTime { check: r.check.clone(), duration_ms: took.as_millis() as u64 });
+        }
+    }
 }
 
 /// A `skip` per selected check and per node that could not host a client agent (NotReady, cordoned,

@@ -77,12 +77,18 @@ fn paced(window: Duration, interval: Duration) -> (u32, u64) {
 }
 
 /// Runs removal then re-add when either check is selected (re-add needs a removed endpoint, and the
-/// victim must end ready for whatever runs next).
+/// victim must end ready for whatever runs next), and beside them the unready-at-start experiment: its
+/// late pod is not the victim, and each experiment follows only its own pod's address, so neither
+/// disturbs what the other measures while the DNS caches make both wait.
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
-    let mut results = switch_back_and_forth(session, scenario).await;
-    if let Some(check) = selected(scenario, UNREADY_AT_START) {
-        results.extend(unready_at_start(session, limits_of(check)).await);
-    }
+    let unready = async {
+        match selected(scenario, UNREADY_AT_START) {
+            Some(check) => unready_at_start(session, limits_of(check)).await,
+            None => Vec::new(),
+        }
+    };
+    let (mut results, late) = tokio::join!(switch_back_and_forth(session, scenario), unready);
+    results.extend(late);
     results
 }
 

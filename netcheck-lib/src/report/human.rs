@@ -82,6 +82,11 @@ fn header(report: &Report) -> String {
     if !phases.is_empty() {
         let _ = writeln!(out, "phases    {}", phases.join(", "));
     }
+    let checks: Vec<String> =
+        report.check_times.iter().map(|t| format!("{} {}", t.check, duration(t.duration_ms))).collect();
+    if !checks.is_empty() {
+        let _ = writeln!(out, "checks    {} (concurrent rounds overlap)", checks.join(", "));
+    }
     out
 }
 
@@ -309,6 +314,10 @@ pub(crate) mod fixtures {
                 Phase { name: "deploy".to_string(), millis: 12_345 },
                 Phase { name: "probe".to_string(), millis: 870 },
             ],
+            check_times: vec![
+                CheckTime { check: "clusterip/reachable".to_string(), duration_ms: 850 },
+                CheckTime { check: "nodeport/every-node".to_string(), duration_ms: 1_200 },
+            ],
             results,
             summary: Default::default(),
             regressions: Vec::new(),
@@ -330,6 +339,7 @@ cluster   https://10.0.0.1:6443 (v1.20.2)
 nodes     node-a, node-b (2)
 run       r4nd0m, started 2024-05-01T12:00:00Z, took 1m23s
 phases    deploy 12.3 s, probe 870 ms
+checks    clusterip/reachable 850 ms, nodeport/every-node 1.2 s (concurrent rounds overlap)
 
 CHECK                   SUBJECT                                STATUS  KEY FIGURE
 clusterip/reachable     from node-a 10.96.0.10:80              pass    p50 1.2 ms

@@ -174,6 +174,17 @@ impl CheckResult {
     }
 }
 
+/// How long one check took: the wall time of the work that produced its results (checks that share a
+/// probe round share its time; checks run concurrently, so the times overlap).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckTime {
+    /// The check id.
+    pub check: String,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
 /// How long one phase of the run took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -229,6 +240,9 @@ pub struct Report {
     pub duration_millis: u64,
     /// Wall time per phase.
     pub phases: Vec<Phase>,
+    /// Wall time per check, in scenario order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check_times: Vec<CheckTime>,
     /// Every check × subject outcome.
     pub results: Vec<CheckResult>,
     /// Counts per status.
@@ -258,6 +272,7 @@ impl Report {
             started_at: jiff::Timestamp::now().to_string(),
             duration_millis: 0,
             phases: Vec::new(),
+            check_times: Vec::new(),
             results,
             summary: Summary::default(),
             regressions: Vec::new(),

@@ -250,7 +250,7 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     clock = Instant::now();
 
     progress.phase("probe");
-    let results = interruptible(async { Ok(checks::run(&session, &options.scenario, progress).await) }).await;
+    let results = interruptible(async { Ok(checks::run_timed(&session, &options.scenario, progress).await) }).await;
     lap("probe", &mut clock, &mut phases);
 
     progress.phase("cleanup");
@@ -258,9 +258,10 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     let run_id = session.run_id.clone();
     session.finish(options.keep).await?;
     lap("cleanup", &mut clock, &mut phases);
-    let results = results?;
+    let (results, check_times) = results?;
 
     let mut report = Report::from_results(&run_id, &options.scenario.name, cluster.info(nodes), results);
+    report.check_times = check_times;
     report.started_at = started_at.to_string();
     report.duration_millis = start.elapsed().as_millis() as u64;
     report.phases = phases;
