@@ -79,8 +79,6 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Run as the in-cluster agent (used by the pods netcheck deploys).
-    Agent,
 }
 
 /// The arguments of `netcheck run`.
@@ -263,7 +261,6 @@ async fn dispatch(command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Gc { cluster, all } => gc(cluster, all).await,
-        Command::Agent => agent().await,
     }
 }
 
@@ -404,17 +401,6 @@ async fn gc(cluster: ClusterArgs, all: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail_error(&e),
-    }
-}
-
-async fn agent() -> ExitCode {
-    let config = match netcheck::agent::AgentConfig::from_env() {
-        Ok(c) => c,
-        Err(e) => return fail_error(&e),
-    };
-    match netcheck::agent::run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail_error(&e),
     }
 }

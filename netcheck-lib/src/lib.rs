@@ -6,7 +6,6 @@
 
 #![warn(missing_docs)]
 
-pub mod agent;
 pub mod catalog;
 pub mod checks;
 pub mod diagnose;
@@ -14,7 +13,6 @@ pub mod error;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod probe;
-pub mod protocol;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -23,4 +21,7 @@ mod schema_walk;
 pub mod stats;
 
 pub use error::{Error, Result};
+/// The orders and results exchanged with the agents (the `netcheck-protocol` crate, which the
+/// `netcheck-agent` binary shares).
+pub use netcheck_protocol as protocol;
 pub use report::{CheckResult, Report, Status, Subject};

@@ -186,7 +186,7 @@ fn split_http_url(url: &str) -> Result<(String, String)> {
     let bad = |why: &str| {
         Error::Input(format!("'{url}' is not a URL to probe: {why} (e.g. http://my-svc.my-ns:8080/healthz)"))
     };
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     if parsed.scheme() != "http" {
         return Err(bad("only http:// is probed"));
     }

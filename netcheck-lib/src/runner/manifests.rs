@@ -125,14 +125,17 @@ fn agent_container(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> Containe
         EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() },
     ];
     if let Some(url) = &template.api_server {
-        env.push(EnvVar { name: crate::agent::API_SERVER_ENV.into(), value: Some(url.clone()), ..Default::default() });
+        env.push(EnvVar {
+            name: crate::protocol::API_SERVER_ENV.into(),
+            value: Some(url.clone()),
+            ..Default::default()
+        });
     }
     env.extend(extra_env);
     Container {
         name: "agent".into(),
         image: Some(template.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(vec!["agent".into()]),
         env: Some(env),
         ports: Some(vec![
             ContainerPort {

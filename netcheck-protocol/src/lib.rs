@@ -7,6 +7,8 @@
 //! Invariant: every message carries [`PROTOCOL_VERSION`]; a side that reads another version refuses
 //! the message with a protocol error instead of guessing.
 
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped on any incompatible change.
@@ -32,6 +34,9 @@ pub const ORDER_LABEL: &str = "netcheck.dev/order";
 pub const ORDER_KEY: &str = "order";
 /// ConfigMap data key holding the [`OrderResult`] JSON, written by the agent.
 pub const RESULT_KEY: &str = "result";
+/// Environment variable of an agent's pod with the API server's own address (`https://ip:port`), set by
+/// the runner so that the control channel does not depend on the Service data plane under test.
+pub const API_SERVER_ENV: &str = "NETCHECK_API_SERVER";
 /// Port of the agents' HTTP server (identity at `/`, readiness at `/readyz`).
 pub const HTTP_PORT: u16 = 8080;
 /// Port of the agents' UDP echo server.

@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::protocol::{Attempt, CONFIGMAP_HEADROOM_BYTES, CONFIGMAP_LIMIT_BYTES, MAX_DETAIL_CHARS, Outcome};
+use netcheck_protocol::{Attempt, CONFIGMAP_HEADROOM_BYTES, CONFIGMAP_LIMIT_BYTES, MAX_DETAIL_CHARS, Outcome};
 
 /// The attempts of one order so far, and the bytes they take in the result.
 pub(super) struct Recorder {
@@ -65,7 +65,7 @@ fn shorten_detail(outcome: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Identity, OrderResult};
+    use netcheck_protocol::{Identity, OrderResult};
 
     fn attempt(outcome: Outcome) -> Attempt {
         Attempt { target: "10.96.0.20:80".into(), start_ms: 1, elapsed_us: 2, retries: 0, outcome }

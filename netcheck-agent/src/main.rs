@@ -1,4 +1,4 @@
-//! The in-cluster agent (`netcheck agent`): one binary for both roles.
+//! The in-cluster agent (`netcheck-agent`, the agent image's only binary): one binary for both roles.
 //!
 //! Every agent serves its identity over HTTP and UDP (the server role) and executes the probe orders
 //! addressed to it (the client role). The run decides roles by where it sends traffic and orders.
@@ -12,40 +12,82 @@ mod probe;
 mod record;
 mod server;
 
+use std::process::ExitCode;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::protocol::Identity;
-use crate::{Error, Result};
+use netcheck_protocol::{API_SERVER_ENV, Identity};
+
+/// Why the agent cannot run.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// The pod spec did not give the agent what it needs.
+    #[error("environment variable {0} is not set (the agent runs inside a pod created by netcheck)")]
+    MissingEnv(&'static str),
+    /// The agent could not open a port it serves on.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the agent was doing.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The API server cannot be reached from this pod.
+    #[error("cannot reach the in-cluster API server: {0}")]
+    Unreachable(String),
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube_client::client::builder=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = AgentConfig::from_env().and_then(|config| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io { what: "starting the async runtime".into(), source })?;
+        runtime.block_on(run(config))
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netcheck-agent: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// Settings of one agent process, normally from the downward API environment.
 #[derive(Debug, Clone)]
-pub struct AgentConfig {
+struct AgentConfig {
     /// Pod name (`POD_NAME`).
-    pub pod: String,
+    pod: String,
     /// Namespace whose orders the agent executes (`POD_NAMESPACE`).
-    pub namespace: String,
+    namespace: String,
     /// Node name (`NODE_NAME`).
-    pub node: String,
+    node: String,
     /// Pod IP (`POD_IP`).
-    pub pod_ip: String,
+    pod_ip: String,
     /// Whether `/readyz` starts out ready (`NETCHECK_START_READY`, default true).
-    pub start_ready: bool,
+    start_ready: bool,
     /// How long to keep serving, not ready, after SIGTERM (`NETCHECK_SHUTDOWN_DELAY_MS`), so that
     /// endpoints drop the pod before it stops answering.
-    pub shutdown_delay: Duration,
+    shutdown_delay: Duration,
 }
 
 impl AgentConfig {
     /// Reads the configuration from the environment the agent's pod spec sets.
-    pub fn from_env() -> Result<Self> {
-        fn var(name: &str) -> Result<String> {
-            std::env::var(name).map_err(|_| {
-                Error::Input(format!(
-                    "environment variable {name} is not set (the agent runs inside a pod created by netcheck)"
-                ))
-            })
+    fn from_env() -> Result<Self> {
+        fn var(name: &'static str) -> Result<String> {
+            std::env::var(name).map_err(|_| Error::MissingEnv(name))
         }
         let start_ready = std::env::var("NETCHECK_START_READY").map(|v| v != "false").unwrap_or(true);
         let delay_ms = std::env::var("NETCHECK_SHUTDOWN_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -66,7 +108,7 @@ impl AgentConfig {
 
 /// Readiness as the agent reports it at `/readyz`.
 #[derive(Debug, Default)]
-pub(crate) struct Readiness {
+struct Readiness {
     /// Switched by `SetReady` orders.
     wanted: AtomicBool,
     /// True once the order watch has listed its orders.
@@ -80,7 +122,7 @@ impl Readiness {
 }
 
 /// Runs the agent until SIGTERM/SIGINT.
-pub async fn run(config: AgentConfig) -> Result<()> {
+async fn run(config: AgentConfig) -> Result<()> {
     let identity = config.identity();
     let readiness = Arc::new(Readiness::default());
     readiness.wanted.store(config.start_ready, Ordering::SeqCst);
@@ -100,14 +142,11 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     Ok(())
 }
 
-/// Environment variable with the API server's own address (`https://ip:port`), set by the runner.
-pub const API_SERVER_ENV: &str = "NETCHECK_API_SERVER";
-
 /// Connects to the API server, preferring its direct address over the `kubernetes` Service: the
 /// control channel must not depend on the Service data plane that the run is testing (with kube-proxy
 /// broken on a node, the ClusterIP 10.96.0.1 is unreachable from that node's pods too).
 async fn api_client() -> Result<kube::Client> {
-    let unreachable = |reason: String| Error::Unreachable { server: "in-cluster API server".into(), reason };
+    let unreachable = Error::Unreachable;
     if let Ok(url) = std::env::var(API_SERVER_ENV) {
         match direct_client(&url).await {
             Ok(client) => return Ok(client),

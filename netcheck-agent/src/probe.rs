@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::record::Recorder;
-use crate::protocol::{Attempt, HttpProbe, Identity, Outcome, TcpProbe, UdpProbe};
+use netcheck_protocol::{Attempt, HttpProbe, Identity, Outcome, TcpProbe, UdpProbe};
 
 /// Runs `attempts` GETs per target with `concurrency` in flight, each on a fresh connection so that
 /// every request is balanced anew by the Service proxy.

@@ -11,8 +11,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use super::Readiness;
-use crate::protocol::{HTTP_PORT, Identity, UDP_PORT};
 use crate::{Error, Result};
+use netcheck_protocol::{HTTP_PORT, Identity, UDP_PORT};
 
 #[derive(Clone)]
 struct ServerState {

@@ -13,7 +13,7 @@ use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::{Resolver, TokioResolver};
 
 use super::record::Recorder;
-use crate::protocol::{Attempt, DnsProbe, DnsQuery, Outcome, PresenceWatch};
+use netcheck_protocol::{Attempt, DnsProbe, DnsQuery, Outcome, PresenceWatch};
 
 /// How often a query is repeated while waiting for a name to appear.
 const APPEARANCE_INTERVAL: Duration = Duration::from_millis(20);

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::record::Recorder;
 use super::{Readiness, probe};
-use crate::protocol::{self, AGENT_LABEL, Action, Identity, ORDER_KEY, OrderResult, RESULT_KEY};
+use netcheck_protocol::{self as protocol, AGENT_LABEL, Action, Identity, ORDER_KEY, OrderResult, RESULT_KEY};
 
 pub(super) async fn execute_orders(client: kube::Client, namespace: String, me: Identity, readiness: Arc<Readiness>) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
