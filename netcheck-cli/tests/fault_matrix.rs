@@ -65,8 +65,13 @@ fn assert_placed_on_node_b(case: &str, check: &str, (code, report, took): (Optio
     let results = report["results"].as_array().expect("results");
     let bad: Vec<&serde_json::Value> =
         results.iter().filter(|r| !matches!(r["status"].as_str(), Some("pass" | "skip"))).collect();
+    // As source or target; or, for a result from another node, in its diagnosis or message (a request
+    // through the ClusterIP from node-a that a backend on node-b did not answer).
     let names_node = |r: &serde_json::Value| {
-        r["subject"]["sourceNode"].as_str() == Some(NODE) || r["subject"]["targetNode"].as_str() == Some(NODE)
+        r["subject"]["sourceNode"].as_str() == Some(NODE)
+            || r["subject"]["targetNode"].as_str() == Some(NODE)
+            || r["diagnosis"]["likelyCause"].as_str().is_some_and(|c| c.contains(NODE))
+            || r["message"].as_str().is_some_and(|m| m.contains(NODE))
     };
     let summary: Vec<String> =
         bad.iter().map(|r| format!("{} {} {}: {}", r["check"], r["status"], r["subject"], r["message"])).collect();
@@ -90,6 +95,20 @@ fn a_broken_cluster_ip_path_from_one_node_is_placed_on_it() {
         let _rule = Rule::insert("filter", "FORWARD", &matches, &target);
         let case = format!("ClusterIP from {NODE}, {how}");
         assert_placed_on_node_b(&case, "clusterip/reachable", run(&["--scenario", "quick"]));
+    }
+}
+
+#[test]
+fn pods_on_one_node_unreachable_from_other_nodes_are_placed_on_it() {
+    if !common::cluster_available() {
+        return;
+    }
+    // Other nodes → node-b's pods on the agents' port, as they are forwarded into node-b's pod network.
+    let matches = ["-d", NODE_POD_CIDR, "!", "-s", NODE_POD_CIDR, "-p", "tcp", "--dport", "8080"];
+    for (how, target) in [("REJECT", reject("tcp")), ("DROP", vec!["-j", "DROP"])] {
+        let _rule = Rule::insert("filter", "FORWARD", &matches, &target);
+        let case = format!("pod IPs on {NODE} from other nodes, {how}");
+        assert_placed_on_node_b(&case, "pod/direct", run(&["--scenario", "quick"]));
     }
 }
 

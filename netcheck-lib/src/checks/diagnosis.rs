@@ -15,6 +15,25 @@ pub struct PathEvidence {
     pub pods_same_node: (usize, usize),
     /// Backends on other nodes that answered directly / were probed.
     pub pods_other_nodes: (usize, usize),
+    /// The nodes hosting a backend that did not answer directly from this node.
+    pub unreachable_pod_nodes: std::collections::BTreeSet<String>,
+}
+
+/// Nodes whose backends no other source node reaches, while the node itself reaches them: the fault
+/// is on the way into that node's pods, not on the sources' side.
+fn unreachable_pod_nodes_everywhere<'a>(node: &'a PathEvidence, all: &'a [PathEvidence]) -> Vec<&'a str> {
+    node.unreachable_pod_nodes
+        .iter()
+        .filter(|target| **target != node.node)
+        .filter(|target| {
+            let others_fail =
+                all.iter().filter(|e| e.node != **target).all(|e| e.unreachable_pod_nodes.contains(*target));
+            let itself_fine =
+                all.iter().filter(|e| e.node == **target).all(|e| !e.unreachable_pod_nodes.contains(*target));
+            others_fail && itself_fine
+        })
+        .map(String::as_str)
+        .collect()
 }
 
 fn all_ok((ok, total): (usize, usize)) -> bool {
@@ -57,6 +76,16 @@ pub fn service_failure(node: &PathEvidence, all: &[PathEvidence]) -> Diagnosis {
             "the Service data plane on every node, or the Service itself: pod IPs answer everywhere, the ClusterIP nowhere".to_string(),
             "compare the Service's ports and selector with the pods, and check the service proxy on all nodes".to_string(),
         )
+    } else if let (true, sinks) = (all_ok(node.pods_same_node), unreachable_pod_nodes_everywhere(node, all))
+        && !sinks.is_empty()
+    {
+        let sinks = sinks.join(", ");
+        (
+            format!(
+                "pod routing into {sinks}: its pods answer on their own node but from no other node (CNI, routes or a firewall on {sinks})"
+            ),
+            format!("check the routes to {sinks}'s pod CIDR and the firewall rules on {sinks}"),
+        )
     } else if all_ok(node.pods_same_node) && !all_ok(node.pods_other_nodes) {
         (
             format!("pod routing between {} and other nodes (CNI, routes, a firewall between nodes)", node.node),
@@ -76,7 +105,29 @@ mod tests {
     use super::*;
 
     fn ev(node: &str, cip: (usize, usize), same: (usize, usize), other: (usize, usize)) -> PathEvidence {
-        PathEvidence { node: node.into(), cluster_ip: cip, pods_same_node: same, pods_other_nodes: other }
+        PathEvidence {
+            node: node.into(),
+            cluster_ip: cip,
+            pods_same_node: same,
+            pods_other_nodes: other,
+            unreachable_pod_nodes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn pods_of_one_node_unreachable_from_every_other_node_blame_that_node() {
+        let unreachable = |nodes: &[&str]| nodes.iter().map(|n| n.to_string()).collect();
+        // node-c's backend answers on node-c only; a and b reach each other's backends.
+        let a = PathEvidence { unreachable_pod_nodes: unreachable(&["c"]), ..ev("a", (14, 20), (1, 1), (1, 2)) };
+        let b = PathEvidence { unreachable_pod_nodes: unreachable(&["c"]), ..ev("b", (13, 20), (1, 1), (1, 2)) };
+        let c = ev("c", (20, 20), (1, 1), (2, 2));
+        let all = [a.clone(), b, c];
+        let d = service_failure(&a, &all);
+        assert!(d.likely_cause.starts_with("pod routing into c:"), "{}", d.likely_cause);
+        // Only a fails to reach c, and b does: a's own routing is the suspect, not c.
+        let b_fine = ev("b", (20, 20), (1, 1), (2, 2));
+        let d = service_failure(&a, &[a.clone(), b_fine, all[2].clone()]);
+        assert!(d.likely_cause.contains("between a and other nodes"), "{}", d.likely_cause);
     }
 
     #[test]

@@ -218,6 +218,7 @@ fn path_evidence(round: &NodeRound, servers: &[AgentPod]) -> PathEvidence {
     };
     let mut same = (0, 0);
     let mut other = (0, 0);
+    let mut unreachable_pod_nodes = std::collections::BTreeSet::new();
     if let Ok(r) = &round.direct {
         for server in servers {
             let target = format!("{}:{HTTP_PORT}", server.ip);
@@ -226,9 +227,18 @@ fn path_evidence(round: &NodeRound, servers: &[AgentPod]) -> PathEvidence {
             let slot = if server.node == round.node { &mut same } else { &mut other };
             slot.1 += 1;
             slot.0 += usize::from(ok);
+            if !ok {
+                unreachable_pod_nodes.insert(server.node.clone());
+            }
         }
     }
-    PathEvidence { node: round.node.clone(), cluster_ip, pods_same_node: same, pods_other_nodes: other }
+    PathEvidence {
+        node: round.node.clone(),
+        cluster_ip,
+        pods_same_node: same,
+        pods_other_nodes: other,
+        unreachable_pod_nodes,
+    }
 }
 
 fn latency_ms(attempts: &[Attempt]) -> Vec<f64> {
@@ -331,13 +341,18 @@ fn distribution(
     };
     let even = d.p_value >= plan.min_p_value && d.min_share_of_fair >= plan.min_share;
     let counts_text = d.counts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-    let message = format!(
+    let mut message = format!(
         "{} answers over {} backends: {counts_text}; chi-square p={:.3}, smallest share {:.0}% of fair",
         d.total,
         d.counts.len(),
         d.p_value,
         d.min_share_of_fair * 100.0
     );
+    // Where the short backend runs: an uneven spread from one node is often a path into another.
+    if !even && let Some((pod, _)) = d.counts.iter().min_by_key(|(_, n)| **n) {
+        let node = servers.iter().find(|s| &s.pod == pod).map_or("an unknown node", |s| s.node.as_str());
+        message.push_str(&format!("; fewest answers from {pod} on {node}"));
+    }
     let mut result = CheckResult::new(DISTRIBUTION, if even { Status::Pass } else { Status::Fail }, subject, message)
         .measure("counts", serde_json::to_value(&d.counts).unwrap_or_default())
         .measure("chiSquare", round2(d.chi_square))
@@ -484,8 +499,13 @@ mod tests {
         let mut attempts = vec![answer("c", "s1", "10.0.0.1"); 3];
         attempts.push(failed("c", Outcome::Timeout));
         attempts.push(failed("c", Outcome::Refused));
-        let ev =
-            PathEvidence { node: "a".into(), cluster_ip: (3, 5), pods_same_node: (1, 1), pods_other_nodes: (1, 1) };
+        let ev = PathEvidence {
+            node: "a".into(),
+            cluster_ip: (3, 5),
+            pods_same_node: (1, 1),
+            pods_other_nodes: (1, 1),
+            unreachable_pod_nodes: Default::default(),
+        };
         let r = reachable(Subject::from_node("a"), &attempts, &ev, std::slice::from_ref(&ev));
         assert_eq!(r.status, Status::Fail);
         assert!(
