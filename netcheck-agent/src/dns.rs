@@ -45,18 +45,48 @@ pub(super) async fn run(probe: &DnsProbe, record: &Recorder) -> Result<(), Strin
                     }
                 }
             }
-            Some(limit) => loop {
-                let attempt = query_once(resolver, query, *rtype, origin).await;
-                let done = attempt.outcome.records().is_some() || origin.elapsed() >= Duration::from_millis(limit);
-                if !record.push(attempt) || done {
-                    break;
+            Some(limit) => {
+                let mut silence = ServerSilence::default();
+                loop {
+                    let attempt = query_once(resolver, query, *rtype, origin).await;
+                    let done = attempt.outcome.records().is_some()
+                        || origin.elapsed() >= Duration::from_millis(limit)
+                        || silence.gives_up_after(&attempt.outcome);
+                    if !record.push(attempt) || done {
+                        break;
+                    }
+                    tokio::time::sleep(APPEARANCE_INTERVAL).await;
                 }
-                tokio::time::sleep(APPEARANCE_INTERVAL).await;
-            },
+            }
         }
     });
     futures::future::join_all(per_query).await;
     Ok(())
+}
+
+/// How many tries in a row a server that has never answered (timeouts, refusals) gets while a name
+/// is awaited: a blocked path to the DNS server is then reported in a few tries, not at the limit.
+const SILENT_SERVER_TRIES: u32 = 3;
+
+/// Whether the server has answered at all while a name is awaited, and its silent tries so far.
+#[derive(Default)]
+struct ServerSilence {
+    answered: bool,
+    silent_in_a_row: u32,
+}
+
+impl ServerSilence {
+    /// Records `outcome`; true once the server has been silent [`SILENT_SERVER_TRIES`] times in a row
+    /// without ever answering. Any answer (even NXDOMAIN: the name is not there yet) proves it listens.
+    fn gives_up_after(&mut self, outcome: &Outcome) -> bool {
+        if matches!(outcome, Outcome::Timeout | Outcome::Refused) {
+            self.silent_in_a_row += 1;
+        } else {
+            self.answered = true;
+            self.silent_in_a_row = 0;
+        }
+        !self.answered && self.silent_in_a_row >= SILENT_SERVER_TRIES
+    }
 }
 
 /// The length of the run of answers showing the watched record as wanted, after `outcome`: an answer
@@ -140,6 +170,17 @@ fn classify(e: &NetError) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_awaited_name_is_given_up_only_when_the_server_never_answered() {
+        let mut s = ServerSilence::default();
+        assert!(!s.gives_up_after(&Outcome::Timeout));
+        assert!(!s.gives_up_after(&Outcome::Refused));
+        assert!(s.gives_up_after(&Outcome::Timeout), "three silent tries");
+        let mut t = ServerSilence::default();
+        assert!(!t.gives_up_after(&Outcome::NxDomain), "not there yet, but the server listens");
+        assert!((0..10).all(|_| !t.gives_up_after(&Outcome::Timeout)), "a server that answered is waited for");
+    }
 
     #[test]
     fn a_presence_run_grows_with_answers_as_wanted_and_ignores_failed_queries() {

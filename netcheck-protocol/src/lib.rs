@@ -242,6 +242,7 @@ pub struct DnsProbe {
     pub interval_ms: u64,
     /// When set, each query is repeated (every 20 ms) until it returns records or this many
     /// milliseconds pass, instead of being sent `attempts` times: used to time when a name appears.
+    /// A server that never answered is given up after 3 timeouts or refusals in a row.
     #[serde(default)]
     pub until_answered_ms: Option<u64>,
     /// When set, a paced query stops before its `attempts` are used up once the watched record's

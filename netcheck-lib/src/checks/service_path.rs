@@ -107,7 +107,23 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
             results.extend(pod_direct(&round.node, &round.direct, &session.agents.servers));
         }
     }
-    let confirmations = results.iter().enumerate().filter(|(_, r)| r.check == DISTRIBUTION && r.status == Status::Fail);
+    // A second batch settles chance, not loss: from a node whose requests through the ClusterIP were
+    // lost, the uneven spread is the loss itself, and re-sampling would only wait out the timeouts again.
+    let lossy: BTreeSet<&str> = rounds
+        .iter()
+        .filter(|r| r.service.as_ref().is_ok_and(|o| answered(&o.attempts) < o.attempts.len()))
+        .map(|r| r.node.as_str())
+        .collect();
+    for r in results.iter_mut().filter(|r| r.check == DISTRIBUTION && r.status == Status::Fail) {
+        if r.subject.source_node.as_deref().is_some_and(|n| lossy.contains(n)) {
+            r.message.push_str("; not re-sampled: requests through the ClusterIP were lost from this node");
+        }
+    }
+    let confirmations = results.iter().enumerate().filter(|(_, r)| {
+        r.check == DISTRIBUTION
+            && r.status == Status::Fail
+            && !r.subject.source_node.as_deref().is_some_and(|n| lossy.contains(n))
+    });
     let pending: Vec<(usize, CheckResult)> = confirmations.map(|(i, r)| (i, r.clone())).collect();
     let (target, plan) = (&service_target, &plan);
     let confirmed = join_all(pending.into_iter().map(|(i, r)| async move {
