@@ -3,10 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
-use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
@@ -14,36 +15,50 @@ use super::Readiness;
 use crate::{Error, Result};
 use netcheck_protocol::{HTTP_PORT, Identity, UDP_PORT};
 
-#[derive(Clone)]
-struct ServerState {
-    identity: Identity,
-    readiness: Arc<Readiness>,
-}
-
-/// Serves `/` (identity JSON, with the client address seen) and `/readyz`.
+/// Serves `/` (identity JSON, with the client address seen) and `/readyz`, one HTTP/1 connection per
+/// task; every other path is 404.
 pub(super) async fn serve_http(identity: Identity, readiness: Arc<Readiness>) -> Result<JoinHandle<()>> {
-    let app = Router::new()
-        .route("/", get(whoami))
-        .route("/readyz", get(readyz))
-        .with_state(ServerState { identity, readiness });
     let listener = TcpListener::bind(("0.0.0.0", HTTP_PORT))
         .await
         .map_err(|source| Error::Io { what: format!("binding HTTP port {HTTP_PORT}"), source })?;
     Ok(tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "HTTP server stopped");
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    continue;
+                }
+            };
+            let (identity, readiness) = (identity.clone(), readiness.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = answer(request.uri().path(), &identity, &readiness, peer);
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let connection =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
+                }
+            });
         }
     }))
 }
 
-async fn whoami(State(state): State<ServerState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> String {
-    let identity = Identity { client: peer.to_string(), ..state.identity };
-    serde_json::to_string(&identity).unwrap_or_default()
-}
-
-async fn readyz(State(state): State<ServerState>) -> StatusCode {
-    if state.readiness.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+fn answer(path: &str, identity: &Identity, readiness: &Readiness, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let (status, body) = match path {
+        "/" => {
+            let seen = Identity { client: peer.to_string(), ..identity.clone() };
+            (StatusCode::OK, serde_json::to_vec(&seen).unwrap_or_default())
+        }
+        "/readyz" if readiness.ready() => (StatusCode::OK, Vec::new()),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
+        _ => (StatusCode::NOT_FOUND, Vec::new()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
 }
 
 /// Answers every datagram with the identity JSON (including the sender's address).
