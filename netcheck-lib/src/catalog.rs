@@ -203,7 +203,7 @@ pub static CHECKS: &[CheckSpec] = &[
                 0.5,
                 "Fail when the least-served backend gets less than this share of its fair count.",
             ),
-            int("concurrency", 1, 256, 8, "Requests in flight at once per client."),
+            int("concurrency", 1, 256, 32, "Requests in flight at once per client."),
         ],
     },
     CheckSpec {

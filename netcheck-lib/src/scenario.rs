@@ -752,7 +752,7 @@ spec:
         let s = from_check_ids(&ids).expect("known ids");
         let got: Vec<&str> = s.checks.iter().map(|c| c.id).collect();
         assert_eq!(got, ["pod/direct", "lb/distribution"]);
-        assert_eq!(s.checks[1].params.int("concurrency"), 8);
+        assert_eq!(s.checks[1].params.int("concurrency"), 32);
         assert!(matches!(from_check_ids(&[]), Err(ScenarioError::NoChecks)));
     }
 

@@ -43,7 +43,7 @@ fn plan(scenario: &Scenario) -> Plan {
     let requests = [reachable.map(|c| c.params.int("requests")), dist.map(|c| c.params.int("requests"))];
     Plan {
         service_requests: requests.into_iter().flatten().max().unwrap_or(20) as u32,
-        concurrency: dist.map(|c| c.params.int("concurrency")).unwrap_or(8) as u32,
+        concurrency: dist.map(|c| c.params.int("concurrency")).unwrap_or(32) as u32,
         timeout_ms: reachable.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),
         per_backend: direct.map(|c| c.params.int("requestsPerBackend")).unwrap_or(3) as u32,
         direct_timeout_ms: direct.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),

@@ -105,12 +105,15 @@ pub(crate) async fn data_plane_converged(
     let first_converged = &first_converged;
     let per_node = agents.clients.iter().map(|(node, agent)| async move {
         let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        // When this node last saw a backend it had not seen before.
+        let mut last_progress = start.elapsed();
         while start.elapsed() < SETTLE_TIMEOUT {
             let since_first = match first_converged.load(std::sync::atomic::Ordering::SeqCst) {
                 0 => None,
                 at => Some(start.elapsed().saturating_sub(Duration::from_millis(at))),
             };
-            if stop_waiting_for_silent_node(!seen.is_empty(), since_first) {
+            let stalled_for = start.elapsed().saturating_sub(last_progress);
+            if stop_waiting(!seen.is_empty(), stalled_for, since_first) {
                 return (node.clone(), None);
             }
             let probe = HttpProbe {
@@ -127,8 +130,10 @@ pub(crate) async fn data_plane_converged(
                 return (node.clone(), None);
             };
             for a in &r.attempts {
-                if let (Some(id), Some((t, _))) = (a.outcome.identity(), targets.iter().find(|(t, _)| *t == a.target)) {
-                    seen.entry(t.as_str()).or_default().insert(id.pod_ip.clone());
+                if let (Some(id), Some((t, _))) = (a.outcome.identity(), targets.iter().find(|(t, _)| *t == a.target))
+                    && seen.entry(t.as_str()).or_default().insert(id.pod_ip.clone())
+                {
+                    last_progress = start.elapsed();
                 }
             }
             if converged(targets, servers, &seen) {
@@ -147,10 +152,12 @@ pub(crate) async fn data_plane_converged(
     join_all(per_node).await.into_iter().collect()
 }
 
-/// Whether to stop waiting for a node: it has had no answer at all, and another node converged at
-/// least [`SILENT_GRACE`] ago. A node with some answers is waited for up to the cap (it may be slow).
-fn stop_waiting_for_silent_node(any_answer: bool, since_another_converged: Option<Duration>) -> bool {
-    !any_answer && since_another_converged.is_some_and(|d| d >= SILENT_GRACE)
+/// Whether to stop waiting for a node, once another node converged at least [`SILENT_GRACE`] ago: when
+/// it has had no answer at all, or has seen no new backend for [`SILENT_GRACE`] either (some backends
+/// answer it, others never do: a path into another node). A node still making progress is waited for
+/// up to the cap (it may be slow).
+fn stop_waiting(any_answer: bool, stalled_for: Duration, since_another_converged: Option<Duration>) -> bool {
+    since_another_converged.is_some_and(|d| d >= SILENT_GRACE) && (!any_answer || stalled_for >= SILENT_GRACE)
 }
 
 fn converged(targets: &[(String, bool)], servers: &BTreeSet<&str>, seen: &BTreeMap<&str, BTreeSet<String>>) -> bool {
@@ -195,10 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_node_is_given_up_only_after_another_converged_and_a_grace() {
-        assert!(!stop_waiting_for_silent_node(false, None), "nobody converged: wait");
-        assert!(!stop_waiting_for_silent_node(false, Some(Duration::from_secs(1))), "within the grace");
-        assert!(stop_waiting_for_silent_node(false, Some(SILENT_GRACE)));
-        assert!(!stop_waiting_for_silent_node(true, Some(Duration::from_secs(10))), "some answers: maybe slow");
+    fn a_silent_or_stalled_node_is_given_up_only_after_another_converged_and_a_grace() {
+        let (zero, one, ten) = (Duration::ZERO, Duration::from_secs(1), Duration::from_secs(10));
+        assert!(!stop_waiting(false, ten, None), "nobody converged: wait");
+        assert!(!stop_waiting(false, ten, Some(one)), "within the grace");
+        assert!(stop_waiting(false, zero, Some(SILENT_GRACE)), "silent");
+        assert!(!stop_waiting(true, one, Some(ten)), "some answers, and a new backend lately: maybe slow");
+        assert!(stop_waiting(true, SILENT_GRACE, Some(ten)), "some backends answer, the rest never do");
     }
 }
