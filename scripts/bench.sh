@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: runs `netcheck run --scenario SCENARIO` (default quick) against the testbed RUNS times (default 3)
 # and prints wall time per phase; then the NodePort matrix with 1 and 2 target nodes, the DNS and readiness
-# figures of one `full` run, the wall time of `netcheck diagnose`, the agent image size and the agents' memory
+# figures and the time per check of one `full` run, the wall time of `netcheck diagnose`, the agent image size and the agents' memory
 # (RSS). Prints figures; asserts nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,6 +61,7 @@ python3 - "$out/full.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print("full scenario: " + ", ".join(f"{p['name']} {p['millis']} ms" for p in r["phases"]) + f"; {r['summary']}")
+print("full scenario, time per check: " + ", ".join(f"{t['check']} {t['durationMs']} ms" for t in r.get("checkTimes", [])))
 for x in r["results"]:
     m, c, node = x["measurements"], x["check"], x["subject"].get("sourceNode", "")
     if c == "dns/service-a" and "newServiceMs" in m:
@@ -83,6 +84,7 @@ done
 
 image=$root/target/netcheck-agent.tar
 [ -f "$image" ] && stat -c %s "$image" | awk '{printf "agent image: %d bytes (%.1f MB)\n", $1, $1 / 1e6}'
+[ -f "$image" ] && echo "agent image gzipped: $(gzip -c "$image" | wc -c) bytes"
 
 # Agent memory: keep one run's namespace, read the agents' RSS from their cgroups on the testbed.
 if [ -d /sys/fs/cgroup/memory ]; then
@@ -90,7 +92,7 @@ if [ -d /sys/fs/cgroup/memory ]; then
   kubectl=/var/lib/netcheck-testbed/bin/kubectl
   for uid in $("$kubectl" -n "$ns" get pods -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}'); do
     for pid in $(find /sys/fs/cgroup/memory -path "*pod${uid}*" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
-      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netcheck ] || continue
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netcheck-agent ] || continue
       awk -v uid="$uid" '$1=="VmRSS:"{printf "agent pod %s: RSS %.1f MiB\n", substr(uid,1,8), $2/1024}' "/proc/$pid/status"
     done
   done
