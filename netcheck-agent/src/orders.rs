@@ -10,7 +10,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::record::Recorder;
 use super::{Readiness, probe};
@@ -96,7 +96,26 @@ async fn execute(api: Api<ConfigMap>, name: String, order: String, me: Identity,
     result.elapsed_ms = started.elapsed().as_millis() as u64;
     let text = serde_json::to_string(&result).unwrap_or_default();
     let patch = serde_json::json!({ "data": { RESULT_KEY: text } });
-    if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        tracing::error!(order = %name, error = %e, "cannot write result");
+    // A result the runner never sees is an order lost: retry a failed write (a busy or briefly
+    // unreachable API server) for as long as the runner could still be waiting, but not for a
+    // refusal or an order that is gone.
+    let mut pause = Duration::from_millis(200);
+    for _ in 0..WRITE_TRIES {
+        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404 | 422) => {
+                tracing::error!(order = %name, error = %s, "cannot write result");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(order = %name, error = %e, "writing the result failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
     }
+    tracing::error!(order = %name, "cannot write result: gave up after {WRITE_TRIES} tries");
 }
+
+/// Tries to write a result: with the pauses between them (0.2 s doubling to 2 s), about 15 s.
+const WRITE_TRIES: u32 = 10;

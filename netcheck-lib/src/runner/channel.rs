@@ -28,9 +28,11 @@ use crate::Error;
 use crate::protocol::{self, AGENT_LABEL, Action, ORDER_KEY, ORDER_LABEL, Order, OrderResult, RESULT_KEY};
 
 /// The margin over an order's deadline before any order of the session came back.
-const FIRST_MARGIN: Duration = Duration::from_secs(10);
-/// The least margin over an order's deadline, however fast the round trips were.
-const MIN_MARGIN: Duration = Duration::from_secs(3);
+const FIRST_MARGIN: Duration = Duration::from_secs(15);
+/// The least margin over an order's deadline, however fast the round trips were: an agent's order
+/// watch resuming after an error (with backoff) delays one delivery by seconds, which the round
+/// trips measured before do not show. Seen once in 10 healthy `full` runs with a 3 s floor.
+const MIN_MARGIN: Duration = Duration::from_secs(10);
 
 /// Why an order produced no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,8 +179,18 @@ impl Channel {
             self.forget(&name);
             return Err(OrderFailure::Api(e.to_string()));
         }
-        let answered = tokio::time::timeout(wait, rx).await;
+        let mut answered = tokio::time::timeout(wait, rx).await;
         self.forget(&name);
+        if answered.is_err() {
+            // Before blaming the agent, read the order itself: a result the watch has not delivered
+            // yet (the watch resuming after an error) is still a result.
+            if let Ok(Some(cm)) = self.api.get_opt(&name).await
+                && cm.data.as_ref().is_some_and(|d| d.contains_key(RESULT_KEY))
+            {
+                tracing::warn!(order = %name, "the order watch had not delivered a written result; read it directly");
+                answered = Ok(Ok(Ok(cm)));
+            }
+        }
         // Orders are evidence only while they run; the namespace deletion would remove them anyway.
         let api = self.api.clone();
         tokio::spawn(async move { api.delete(&name, &Default::default()).await.ok() });
@@ -273,7 +285,8 @@ mod tests {
     fn the_margin_follows_the_slowest_round_trip_and_never_drops_below_its_floor() {
         assert_eq!(margin_after(0), FIRST_MARGIN, "nothing measured yet");
         assert_eq!(margin_after(40), MIN_MARGIN, "a fast API still gets the floor");
-        assert_eq!(margin_after(2500), Duration::from_secs(5));
+        assert_eq!(margin_after(2500), MIN_MARGIN);
+        assert_eq!(margin_after(7000), Duration::from_secs(14));
     }
 
     #[test]
