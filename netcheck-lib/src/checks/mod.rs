@@ -43,55 +43,48 @@ pub async fn run_timed(
 ) -> (Vec<CheckResult>, Vec<CheckTime>) {
     type Round<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<CheckResult>> + Send + 'a>>;
     let wanted = |ids: &[&str]| scenario.checks.iter().any(|c| ids.contains(&c.id));
-    let mut first: Vec<(&str, Round)> = Vec::new();
+    // The rounds of a phase run at once; the phases one after another.
+    let mut phases: [Vec<(&str, Round)>; 3] = Default::default();
     if wanted(service_path::IDS) {
-        first.push((
+        phases[0].push((
             "probing the ClusterIP and pod IPs from every node",
             Box::pin(service_path::run(session, scenario)),
         ));
     }
     if wanted(nodeport::IDS) {
-        first.push(("probing node ports on every node address", Box::pin(nodeport::run(session, scenario))));
+        phases[0].push(("probing node ports on every node address", Box::pin(nodeport::run(session, scenario))));
     }
     if wanted(dns::IDS) {
-        first.push(("asking the cluster DNS from every node", Box::pin(dns::run(session, scenario))));
+        phases[0].push(("asking the cluster DNS from every node", Box::pin(dns::run(session, scenario))));
     }
-    let mut results = Vec::new();
-    let mut times: Vec<CheckTime> = Vec::new();
-    for (note, _) in &first {
-        progress.note(note);
-    }
-    for (round, took) in futures::future::join_all(first.into_iter().map(|(_, round)| timed(round))).await {
-        record_times(&mut times, &round, took);
-        results.extend(round);
-    }
-    // Alone: `service/no-endpoints` counts the ICMP errors kube-proxy's REJECT sends, which the kernel
-    // rate-limits; concurrent rounds made one refusal in ten runs arrive a second late.
     if wanted(service_behaviour::IDS) {
-        progress.note("probing session affinity, UDP and a Service without endpoints");
-        let (round, took) = timed(Box::pin(service_behaviour::run(session, scenario))).await;
-        record_times(&mut times, &round, took);
-        results.extend(round);
+        phases[1].push((
+            "probing session affinity, UDP and a Service without endpoints",
+            Box::pin(service_behaviour::run(session, scenario)),
+        ));
     }
-    let mut second: Vec<(&str, Round)> = Vec::new();
     if wanted(readiness::IDS) {
-        second.push((
+        phases[2].push((
             "switching a backend's readiness while every node sends traffic (about 20 s, and until the DNS caches expire: up to 30 s more on CoreDNS)",
             Box::pin(readiness::run(session, scenario)),
         ));
     }
     if wanted(rollout::IDS) {
-        second.push((
+        phases[2].push((
             "rolling a Deployment of 3 agents while every node sends traffic",
             Box::pin(rollout::run(session, scenario)),
         ));
     }
-    for (note, _) in &second {
-        progress.note(note);
-    }
-    for (round, took) in futures::future::join_all(second.into_iter().map(|(_, round)| timed(round))).await {
-        record_times(&mut times, &round, took);
-        results.extend(round);
+    let mut results = Vec::new();
+    let mut times: Vec<CheckTime> = Vec::new();
+    for phase in phases {
+        for (note, _) in &phase {
+            progress.note(note);
+        }
+        for (round, took) in futures::future::join_all(phase.into_iter().map(|(_, round)| timed(round))).await {
+            record_times(&mut times, &round, took);
+            results.extend(round);
+        }
     }
     results.extend(without_results(scenario, &results));
     results.extend(unhosted_nodes(scenario, &session.nodes, session.options.tolerate_taints));
