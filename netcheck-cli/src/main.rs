@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use netcheck::orchestrator::{self, RunOptions};
 use netcheck::report::{baseline, human, json, junit};
-use netcheck::runner::{self, ConnectOptions, RunOptions, SessionOptions};
+use netcheck::runner::{self, ConnectOptions, SessionOptions};
 use netcheck::{Error, catalog, diagnose, scenario};
 
 #[derive(Parser)]
@@ -292,7 +293,7 @@ fn read_baseline(path: &std::path::Path, tolerance: f64) -> Result<Baseline, Str
 async fn run(options: RunOptions, output: Output, junit_path: Option<PathBuf>, base: Option<Baseline>) -> ExitCode {
     let interactive = std::io::stderr().is_terminal();
     let progress = progress::Bar::new(interactive);
-    let outcome = runner::run(&options, &progress).await;
+    let outcome = orchestrator::run(&options, &progress).await;
     progress.finish();
     let mut report = match outcome {
         Ok(r) => r,
@@ -372,8 +373,9 @@ async fn diagnose(args: DiagnoseArgs) -> ExitCode {
 
 fn list() -> String {
     let mut out = String::from("Checks:\n");
-    for check in catalog::CHECKS {
-        out.push_str(&format!("  {:<26} {}\n", check.id, check.title));
+    let width = catalog::checks().map(|c| c.id.len()).max().unwrap_or(0);
+    for check in catalog::checks() {
+        out.push_str(&format!("  {:<width$} {}\n", check.id, check.title));
     }
     out.push_str("\nScenarios:\n");
     for name in scenario::builtin_names() {

@@ -5,8 +5,9 @@
 //! KUBECONFIG=/var/lib/netcheck-testbed/kubeconfig cargo run -p netcheck --example check_service_dns
 //! ```
 
+use netcheck::orchestrator::{self, RunOptions};
 use netcheck::report::human;
-use netcheck::runner::{self, ConnectOptions, NoProgress, RunOptions, SessionOptions};
+use netcheck::runner::{self, ConnectOptions, NoProgress, SessionOptions};
 use netcheck::scenario;
 
 #[tokio::main]
@@ -21,7 +22,7 @@ async fn main() {
         },
         keep: false,
     };
-    match runner::run(&options, &NoProgress).await {
+    match orchestrator::run(&options, &NoProgress).await {
         Ok(report) => {
             print!("{}", human::render(&report, false));
             std::process::exit(report.exit_code());

@@ -6,7 +6,7 @@
 //! ```
 
 fn main() {
-    for check in netcheck::catalog::CHECKS {
+    for check in netcheck::catalog::checks() {
         let params: Vec<String> = check.params.iter().map(|p| format!("{}={}", p.name, p.default)).collect();
         println!("{:<30} {} [{}]", check.id, check.title, params.join(", "));
     }

@@ -48,7 +48,8 @@ use std::time::Duration;
 use rstest::fixture;
 
 use crate::Report;
-use crate::runner::{self, Cluster, ConnectOptions, NoProgress, RunOptions, Session, SessionOptions};
+use crate::orchestrator::{self, RunOptions};
+use crate::runner::{self, Cluster, ConnectOptions, NoProgress, Session, SessionOptions};
 use crate::scenario::{self, Scenario};
 
 /// Environment variable that turns a missing cluster from a skip into a failure.
@@ -183,7 +184,7 @@ pub async fn http_ok(session: &Session, url: &str) -> Report {
 pub async fn check(session: &Session, ids: &[&str]) -> Report {
     let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     let scenario = scenario::from_check_ids(&ids).unwrap_or_else(|e| panic!("{e}"));
-    let results = crate::checks::run(session, &scenario, &NoProgress).await;
+    let results = crate::orchestrator::run_checks(session, &scenario, &NoProgress).await;
     let nodes = session.nodes.iter().map(|n| n.name.clone()).collect();
     Report::from_results(&session.run_id, &scenario.name, session.cluster.info(nodes), results)
 }
@@ -204,7 +205,7 @@ pub async fn run_scenario(cluster: &Cluster, scenario: Scenario) -> Report {
         session: SessionOptions { image: agent_image(), ..Default::default() },
         keep: false,
     };
-    match runner::run_on(cluster, &options, &NoProgress).await {
+    match orchestrator::run_on(cluster, &options, &NoProgress).await {
         Ok(report) => report,
         Err(e) => panic!("netcheck could not run: {e}"),
     }

@@ -7,11 +7,13 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
-pub mod checks;
+pub(crate) mod checks;
 pub mod diagnose;
 pub mod error;
 #[cfg(feature = "harness")]
 pub mod harness;
+mod interrupt;
+pub mod orchestrator;
 pub mod probe;
 pub mod report;
 pub mod runner;

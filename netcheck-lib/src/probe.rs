@@ -1,5 +1,5 @@
 //! Probing a Service that is not netcheck's own (a user's application) from every node's client
-//! agent: "from every node, GET http://my-svc.my-ns:8080/healthz answers 200".
+//! agent: "from every node, GET `http://my-svc.my-ns:8080/healthz` answers 200".
 //!
 //! The probes run in a [`Session`]; one with `servers: 0` (see [`crate::runner::SessionOptions`])
 //! deploys only the client agents. The outcome is an ordinary [`Report`], one result per source node,

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Parsing happens in two steps: YAML into raw structs that keep source locations, then validation
-//! against the [`catalog`](crate::catalog::CHECKS). Every error names `FILE:LINE:COL` of the
+//! against the [`catalog`](crate::catalog::checks). Every error names `FILE:LINE:COL` of the
 //! offending item.
 
 use std::collections::BTreeMap;
@@ -130,56 +130,29 @@ impl Params {
         self.set.contains_key(name)
     }
 
-    /// An integer parameter.
-    ///
-    /// # Panics
-    /// If the check has no integer parameter `name`: a bug in the check's code, not user input.
-    pub fn int(&self, name: &str) -> i64 {
-        match self.get(name) {
-            Some(ParamValue::Int(v)) => v,
-            other => self.misuse(name, "integer", other),
-        }
+    /// Every parameter (set or default) as a JSON object with the scenario's camelCase names;
+    /// durations are whole milliseconds.
+    pub(crate) fn to_json(&self) -> Value {
+        let value = |v: ParamValue| match v {
+            ParamValue::Int(v) => Value::from(v),
+            ParamValue::Float(v) => Value::from(v),
+            ParamValue::Bool(v) => Value::from(v),
+            ParamValue::Duration(d) => Value::from(d.as_millis() as u64),
+        };
+        let fields =
+            self.spec.params.iter().map(|p| (p.name.to_string(), value(self.get(p.name).unwrap_or(p.default))));
+        Value::Object(fields.collect())
     }
 
-    /// A float parameter.
+    /// The parameters as the check's own typed struct (see [`CheckSpec::parse_params`]).
     ///
     /// # Panics
-    /// If the check has no float parameter `name`.
-    pub fn float(&self, name: &str) -> f64 {
-        match self.get(name) {
-            Some(ParamValue::Float(v)) => v,
-            other => self.misuse(name, "float", other),
-        }
-    }
-
-    /// A boolean parameter.
-    ///
-    /// # Panics
-    /// If the check has no boolean parameter `name`.
-    pub fn bool(&self, name: &str) -> bool {
-        match self.get(name) {
-            Some(ParamValue::Bool(v)) => v,
-            other => self.misuse(name, "bool", other),
-        }
-    }
-
-    /// A duration parameter.
-    ///
-    /// # Panics
-    /// If the check has no duration parameter `name`.
-    pub fn duration(&self, name: &str) -> Duration {
-        match self.get(name) {
-            Some(ParamValue::Duration(v)) => v,
-            other => self.misuse(name, "duration", other),
-        }
-    }
-
-    fn misuse(&self, name: &str, kind: &str, found: Option<ParamValue>) -> ! {
-        panic!(
-            "check `{}` has no {kind} parameter `{name}` (found {found:?}); the catalog and the \
-             check's code disagree",
-            self.spec.id
-        )
+    /// When `T` does not match the check's parameter specs: a bug that the catalog's unit test
+    /// `every_check_parses_its_default_parameters` finds for every check, so no scenario can reach it.
+    pub(crate) fn typed<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.to_json()).unwrap_or_else(|e| {
+            panic!("check `{}`: its parameter specs and its typed parameters disagree: {e}", self.spec.id)
+        })
     }
 }
 
@@ -190,7 +163,7 @@ impl Scenario {
     /// use netcheck::scenario::Scenario;
     /// let yaml = "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: mine}\nspec:\n  checks:\n    - id: clusterip/reachable\n      params: {requests: 5}\n";
     /// let s = Scenario::from_yaml(yaml, "mine.yaml").unwrap();
-    /// assert_eq!(s.checks[0].params.int("requests"), 5);
+    /// assert_eq!(s.checks[0].params.get("requests"), Some(netcheck::catalog::ParamValue::Int(5)));
     /// let bad = Scenario::from_yaml(&yaml.replace("requests", "reqests"), "mine.yaml").unwrap_err();
     /// assert!(bad.to_string().starts_with("mine.yaml:7:"), "{bad}");
     /// ```
@@ -579,17 +552,17 @@ spec:
         let ids: Vec<&str> = s.checks.iter().map(|c| c.id).collect();
         assert_eq!(ids, ["clusterip/reachable", "pod/direct", "lb/distribution", "clusterip/all-backends"]);
         let reach = &s.checks[0].params;
-        assert_eq!(reach.int("requests"), 30);
-        assert_eq!(reach.duration("timeoutMs"), Duration::from_millis(500));
+        assert_eq!(reach.get("requests"), Some(ParamValue::Int(30)));
+        assert_eq!(reach.get("timeoutMs"), Some(ParamValue::Duration(Duration::from_millis(500))));
         assert!(reach.is_set("requests"));
         let direct = &s.checks[1].params;
-        assert_eq!(direct.int("requestsPerBackend"), 3);
+        assert_eq!(direct.get("requestsPerBackend"), Some(ParamValue::Int(3)));
         assert!(!direct.is_set("requestsPerBackend"));
         let lb = &s.checks[2].params;
-        assert_eq!(lb.float("minPValue"), 0.01);
+        assert_eq!(lb.get("minPValue"), Some(ParamValue::Float(0.01)));
         // An integer is a fine value for a float parameter.
-        assert_eq!(lb.float("minShareOfFair"), 1.0);
-        assert_eq!(lb.int("requests"), 300);
+        assert_eq!(lb.get("minShareOfFair"), Some(ParamValue::Float(1.0)));
+        assert_eq!(lb.get("requests"), Some(ParamValue::Int(300)));
         assert_eq!(s.checks[3].spec().title, "ClusterIP reaches every ready backend");
     }
 
@@ -752,7 +725,7 @@ spec:
         let s = from_check_ids(&ids).expect("known ids");
         let got: Vec<&str> = s.checks.iter().map(|c| c.id).collect();
         assert_eq!(got, ["pod/direct", "lb/distribution"]);
-        assert_eq!(s.checks[1].params.int("concurrency"), 32);
+        assert_eq!(s.checks[1].params.get("concurrency"), Some(ParamValue::Int(32)));
         assert!(matches!(from_check_ids(&[]), Err(ScenarioError::NoChecks)));
     }
 
@@ -777,9 +750,27 @@ spec:
     }
 
     #[test]
-    #[should_panic(expected = "has no integer parameter `minPValue`")]
-    fn reading_a_param_with_the_wrong_getter_panics() {
+    fn typed_parameters_carry_set_values_and_defaults_with_durations_in_ms() {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Reachable {
+            requests: u32,
+            timeout_ms: u64,
+        }
+        let yaml = "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: t}\nspec:\n  checks:\n    - id: clusterip/reachable\n      params: {requests: 7}\n";
+        let s = Scenario::from_yaml(yaml, "t.yaml").expect("valid");
+        let typed: Reachable = s.checks[0].params.typed();
+        assert_eq!((typed.requests, typed.timeout_ms), (7, 2000));
+        assert_eq!(s.checks[0].params.to_json(), serde_json::json!({"requests": 7, "timeoutMs": 2000}));
+    }
+
+    #[test]
+    #[should_panic(expected = "its parameter specs and its typed parameters disagree")]
+    fn typed_parameters_that_disagree_with_the_specs_panic() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wrong {}
         let spec = catalog::find("lb/distribution").expect("in catalog");
-        Params::defaults(spec).int("minPValue");
+        let _: Wrong = Params::defaults(spec).typed();
     }
 }

@@ -63,7 +63,8 @@ async fn a_not_ready_backend_leaves_the_headless_answer(#[future] cluster: Optio
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let results = netcheck::checks::run(&session, &scenario(&["dns/headless", "dns/srv"]), &NoProgress).await;
+    let results =
+        netcheck::orchestrator::run_checks(&session, &scenario(&["dns/headless", "dns/srv"]), &NoProgress).await;
     let session_nodes = session.agents.clients.len();
     session.finish(false).await.unwrap();
 
@@ -100,7 +101,7 @@ async fn stopped_dns_server_is_named(#[future] cluster: Option<Cluster>) {
         "dns-fault.yaml",
     )
     .unwrap();
-    let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
+    let results = netcheck::orchestrator::run_checks(&session, &scenario, &NoProgress).await;
     drop(restore);
     session.finish(false).await.unwrap();
 
@@ -129,7 +130,7 @@ async fn dns_blocked_on_one_node_is_placed_on_that_node(#[future] cluster: Optio
         "dns-node.yaml",
     )
     .unwrap();
-    let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
+    let results = netcheck::orchestrator::run_checks(&session, &scenario, &NoProgress).await;
     drop(restore);
     session.finish(false).await.unwrap();
 

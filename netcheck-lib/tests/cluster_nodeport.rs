@@ -35,7 +35,7 @@ async fn healthy_cluster_passes_the_service_behaviour_checks(agents: Option<&'st
         "clusterip/udp",
         "service/no-endpoints",
     ];
-    let results = netcheck::checks::run(session, &scenario(&ids), &NoProgress).await;
+    let results = netcheck::orchestrator::run_checks(session, &scenario(&ids), &NoProgress).await;
 
     let bad: Vec<_> = results.iter().filter(|r| r.status != Status::Pass).collect();
     assert!(bad.is_empty(), "all pass on a healthy cluster: {bad:#?}");
@@ -74,7 +74,7 @@ async fn dropped_node_port_is_placed_on_its_node(agents: Option<&'static Session
     let node_b_ip = node_b.internal_ips[0].clone();
     let restore = common::drop_packets("node-b", &node_b_ip, "tcp", &port);
 
-    let results = netcheck::checks::run(session, &scenario(&["nodeport/every-node"]), &NoProgress).await;
+    let results = netcheck::orchestrator::run_checks(session, &scenario(&["nodeport/every-node"]), &NoProgress).await;
     drop(restore);
 
     let cells = of(&results, "nodeport/every-node");

@@ -51,7 +51,7 @@ async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: 
         "kcm.yaml",
     )
     .unwrap();
-    let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
+    let results = netcheck::orchestrator::run_checks(&session, &scenario, &NoProgress).await;
     drop(restore);
     session.finish(false).await.unwrap();
 
@@ -71,7 +71,7 @@ async fn healthy_rollout_drops_no_request(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
     let session = common::session(&cluster).await;
     let scenario = scenario::from_check_ids(&["endpoints/rollout".to_string()]).unwrap();
-    let results = netcheck::checks::run(&session, &scenario, &NoProgress).await;
+    let results = netcheck::orchestrator::run_checks(&session, &scenario, &NoProgress).await;
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
         kube::Api::namespaced(cluster.client.clone(), &session.namespace);
     let left = deployments.get_opt("netcheck-rollout").await.unwrap();

@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};
 
+use serde::Deserialize;
+
 use super::dns_expect::{self, Expected};
-use super::selected;
+use super::{params, selected};
+use crate::catalog::{CheckSpec, ParamSpec, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, DnsProbe, DnsQuery, HTTP_PORT, OrderResult, Outcome, UDP_PORT};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::channel::OrderFailure;
@@ -27,9 +30,6 @@ use crate::scenario::Scenario;
 use crate::stats;
 use crate::stats::round2;
 
-/// Check ids answered by this module.
-pub const IDS: &[&str] =
-    &[SERVICE_A, SEARCH_PATH, HEADLESS, SRV, POD_HOSTNAME, EXTERNALNAME, NEGATIVE, PTR, PER_SERVER, EXTERNAL];
 const SERVICE_A: &str = "dns/service-a";
 const SEARCH_PATH: &str = "dns/search-path";
 const HEADLESS: &str = "dns/headless";
@@ -40,6 +40,113 @@ const NEGATIVE: &str = "dns/negative";
 const PTR: &str = "dns/ptr";
 const PER_SERVER: &str = "dns/per-server";
 const EXTERNAL: &str = "dns/external";
+
+/// The checks this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[
+    CheckSpec {
+        id: SERVICE_A,
+        title: "A Service's name answers exactly its ClusterIP, over UDP and TCP",
+        description: "From every client, `<svc>.<ns>.svc.<domain>` asked of the cluster DNS Service over UDP and \
+                      over TCP answers exactly the ClusterIP; latency percentiles per node, and the time a new \
+                      Service took to appear in DNS.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: SEARCH_PATH,
+        title: "Short names resolve through the pod's search path",
+        description: "`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc` and `kubernetes.default` resolve through the pod's own \
+                      resolv.conf (search list, ndots), as an application sees them, to the right ClusterIP.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: HEADLESS,
+        title: "A headless Service answers exactly its ready pod IPs",
+        description: "A headless Service's name answers exactly the set of ready backend addresses the API lists \
+                      (not-ready ones only with publishNotReadyAddresses).",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: SRV,
+        title: "SRV records for named ports",
+        description: "`_<port>._<proto>.<svc>.<ns>.svc.<domain>` answers the port and the Service's name; for a \
+                      headless Service one record per ready endpoint at the endpoint's port.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: POD_HOSTNAME,
+        title: "A pod with hostname and subdomain has its own name",
+        description: "Each client agent sets `hostname` and `subdomain` (a headless Service); \
+                      `<hostname>.<subdomain>.<ns>.svc.<domain>` answers exactly that pod's IP.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: EXTERNALNAME,
+        title: "An ExternalName Service answers a CNAME",
+        description: "An ExternalName Service's name answers a CNAME to its externalName (asked as CNAME; the \
+                      target, under .invalid, need not resolve).",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: NEGATIVE,
+        title: "A name that does not exist answers NXDOMAIN promptly",
+        description: "A name under the run's namespace that no object defines answers NXDOMAIN, within promptMs, \
+                      rather than timing out or answering something.",
+        params: &[DNS_ATTEMPTS, millis("promptMs", 1, 60_000, 1_000, "NXDOMAIN must come within this time.")],
+        parse_params: parses_into::<NegativeParams>,
+    },
+    CheckSpec {
+        id: PTR,
+        title: "A ClusterIP's reverse name answers the Service's name",
+        description: "The in-addr.arpa name of the ClusterIP answers a PTR to `<svc>.<ns>.svc.<domain>`; skipped \
+                      with the reason when the server serves no PTR for ClusterIPs at all.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: PER_SERVER,
+        title: "Every DNS endpoint answers on its own",
+        description: "The Service name query sent to each endpoint behind the cluster DNS Service directly, so \
+                      that one broken replica is named even when the Service IP mostly works.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+    CheckSpec {
+        id: EXTERNAL,
+        title: "A name outside the cluster resolves (opt-in)",
+        description: "Only with --external-name NAME: that name resolves through the pod's resolv.conf from every \
+                      node. Skipped otherwise; netcheck never picks an outside name on its own.",
+        params: &[DNS_ATTEMPTS, DNS_TIMEOUT_MS],
+        parse_params: parses_into::<DnsParams>,
+    },
+];
+
+/// Sends of each DNS query per client.
+const DNS_ATTEMPTS: ParamSpec = int("attempts", 1, 100, 3, "Sends of each query from each client.");
+/// How long one DNS query may take.
+const DNS_TIMEOUT_MS: ParamSpec =
+    millis("timeoutMs", 1, 60_000, 2_000, "How long one query may take before it counts as failed.");
+
+/// The parameters of every DNS check but `dns/negative`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DnsParams {
+    attempts: u32,
+    timeout_ms: u64,
+}
+
+/// `dns/negative`'s parameters: its limit is how promptly NXDOMAIN comes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NegativeParams {
+    attempts: u32,
+    prompt_ms: u64,
+}
 
 /// The cluster DNS Service, by the name every Kubernetes distribution keeps for compatibility.
 const DNS_NAMESPACE: &str = "kube-system";
@@ -87,23 +194,34 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     // server has caught up with every object created or changed before it.
     let appearance = new_service_appearance(session, &facts).await;
     let questions = plan(&facts, scenario, session.options.external_name.as_deref());
-    let attempts = IDS.iter().filter_map(|id| selected(scenario, id)).map(|c| c.params.int("attempts")).max();
-    let timeout = IDS
-        .iter()
-        .filter_map(|id| selected(scenario, id))
-        .filter_map(|c| c.params.get("timeoutMs").map(|_| c.params.duration("timeoutMs")))
-        .max()
-        .unwrap_or(Duration::from_secs(2));
+    // One probe asks every question: as many times as the most demanding check, as long as the most
+    // patient one waits.
+    let defaults: DnsParams = params(scenario, SERVICE_A);
+    let negative: NegativeParams = params(scenario, NEGATIVE);
+    let chosen = SPECS.iter().filter_map(|spec| selected(scenario, spec.id));
+    let (attempts, timeouts): (Vec<u32>, Vec<Option<u64>>) = chosen
+        .map(|c| match c.id {
+            NEGATIVE => (negative.attempts, None),
+            _ => {
+                let own: DnsParams = c.params.typed();
+                (own.attempts, Some(own.timeout_ms))
+            }
+        })
+        .unzip();
+    let timeout = Duration::from_millis(timeouts.into_iter().flatten().max().unwrap_or(defaults.timeout_ms));
     let probe = DnsProbe {
         queries: questions.iter().map(|q| q.query.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
-        attempts: attempts.unwrap_or(3) as u32,
+        attempts: attempts.into_iter().max().unwrap_or(defaults.attempts),
         timeout_ms: timeout.as_millis() as u64,
         until_answered_ms: None,
         until_presence: None,
         interval_ms: 0,
     };
     let rounds = ask_every_client(session, &probe).await;
-    let prompt = selected(scenario, NEGATIVE).map(|c| c.params.duration("promptMs")).unwrap_or(timeout);
+    let prompt = match selected(scenario, NEGATIVE) {
+        Some(_) => Duration::from_millis(negative.prompt_ms),
+        None => timeout,
+    };
 
     let mut results = Vec::new();
     if selected(scenario, EXTERNAL).is_some() && session.options.external_name.is_none() {
@@ -498,10 +616,7 @@ fn diagnose(
 }
 
 fn errors(scenario: &Scenario, message: &str) -> Vec<CheckResult> {
-    IDS.iter()
-        .filter(|id| selected(scenario, id).is_some())
-        .map(|id| CheckResult::new(id, Status::Error, Subject::default(), message))
-        .collect()
+    super::errors(SPECS, scenario, message)
 }
 
 #[cfg(test)]

@@ -1,155 +1,128 @@
-//! Checks: each has a stable id (see [`crate::catalog`]) and produces results per subject.
+//! The checks, as a registry of rounds.
 //!
-//! Checks that need the same traffic share one probe round: `clusterip/*`, `lb/distribution` and
-//! `pod/direct` are all answered by [`service_path`], which sends each client's requests once.
+//! A check is one [`CheckSpec`] (id, what a pass proves, parameters with ranges and defaults) beside
+//! a typed parameter struct and a judge, in the module of the round that observes for it. A round is
+//! traffic several checks share, sent once: `clusterip/*`, `lb/distribution` and `pod/direct` are all
+//! answered by [`service_path`], which sends each client's requests once. [`ROUNDS`] lists the rounds,
+//! and with them every check: the catalog ([`crate::catalog::checks`]) is derived from it.
 
-pub mod diagnosis;
-pub mod dns;
-pub mod dns_expect;
-pub mod nodeport;
-pub mod readiness;
-pub mod rollout;
-pub mod runner_probe;
-pub mod service_behaviour;
-pub mod service_path;
+pub(crate) mod diagnosis;
+pub(crate) mod dns;
+pub(crate) mod dns_expect;
+pub(crate) mod nodeport;
+pub(crate) mod readiness;
+pub(crate) mod rollout;
+pub(crate) mod runner_probe;
+pub(crate) mod service_behaviour;
+pub(crate) mod service_path;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+
+use crate::catalog::{self, CheckSpec};
 use crate::protocol::{Attempt, OrderResult};
-use crate::report::{CheckResult, CheckTime, Status, Subject};
+use crate::report::{CheckResult, Status, Subject};
+use crate::runner::Session;
 use crate::runner::channel::OrderFailure;
-use crate::runner::{Progress, Session};
-use crate::scenario::{Scenario, SelectedCheck};
+use crate::scenario::{Params, Scenario, SelectedCheck};
 
-/// Runs the scenario's checks on a session and returns every result, in scenario order.
-pub async fn run(session: &Session, scenario: &Scenario, progress: &dyn Progress) -> Vec<CheckResult> {
-    run_timed(session, scenario, progress).await.0
+/// When a round runs: the rounds of one phase run at once, the phases one after another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// Probe rounds: each uses its own Services, and none changes what another observes.
+    Probe,
+    /// `service/no-endpoints` counts the ICMP errors kube-proxy's REJECT sends, which the kernel
+    /// rate-limits: beside other rounds a refusal arrived a second late in 1 of 10 runs (and in 1 of 1
+    /// beside the rollout, whose probes of its not-yet-programmed Service are refused too).
+    Alone,
+    /// The readiness experiments switch a server agent behind the echo Service that the probe rounds
+    /// count as a backend, and the rollout: after the probe rounds, beside each other.
+    Experiments,
 }
 
-/// Runs the scenario's checks and returns every result, in scenario order, and each check's wall time.
-///
-/// The rounds run in three phases. First the probe rounds, concurrently: each uses its own Services,
-/// and none changes what another observes. Then `service/no-endpoints` and its module alone: it counts
-/// the ICMP errors kube-proxy's REJECT sends, which the kernel rate-limits, and beside other rounds a
-/// refusal arrived a second late in 1 of 10 runs (and in 1 of 1 beside the rollout, whose probes of its
-/// not-yet-programmed Service are refused too). Last, concurrently, the readiness experiments, which
-/// switch a server agent behind the echo Service that the probe rounds count as a backend, and the
-/// rollout.
-///
-/// Each module's future is boxed: together they are large, and a debug build's test thread (2 MiB of
-/// stack) overflowed holding them inline.
-pub async fn run_timed(
-    session: &Session,
-    scenario: &Scenario,
-    progress: &dyn Progress,
-) -> (Vec<CheckResult>, Vec<CheckTime>) {
-    type Round<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<CheckResult>> + Send + 'a>>;
-    let wanted = |ids: &[&str]| scenario.checks.iter().any(|c| ids.contains(&c.id));
-    // The rounds of a phase run at once; the phases one after another.
-    let mut phases: [Vec<(&str, Round)>; 3] = Default::default();
-    if wanted(service_path::IDS) {
-        phases[0].push((
-            "probing the ClusterIP and pod IPs from every node",
-            Box::pin(service_path::run(session, scenario)),
-        ));
-    }
-    if wanted(nodeport::IDS) {
-        phases[0].push(("probing node ports on every node address", Box::pin(nodeport::run(session, scenario))));
-    }
-    if wanted(dns::IDS) {
-        phases[0].push(("asking the cluster DNS from every node", Box::pin(dns::run(session, scenario))));
-    }
-    if wanted(service_behaviour::IDS) {
-        phases[1].push((
-            "probing session affinity, UDP and a Service without endpoints",
-            Box::pin(service_behaviour::run(session, scenario)),
-        ));
-    }
-    if wanted(readiness::IDS) {
-        phases[2].push((
-            "switching a backend's readiness while every node sends traffic (about 20 s, and until the DNS caches expire: up to 30 s more on CoreDNS)",
-            Box::pin(readiness::run(session, scenario)),
-        ));
-    }
-    if wanted(rollout::IDS) {
-        phases[2].push((
-            "rolling a Deployment of 3 agents while every node sends traffic",
-            Box::pin(rollout::run(session, scenario)),
-        ));
-    }
-    let mut results = Vec::new();
-    let mut times: Vec<CheckTime> = Vec::new();
-    for phase in phases {
-        for (note, _) in &phase {
-            progress.note(note);
-        }
-        for (round, took) in futures::future::join_all(phase.into_iter().map(|(_, round)| timed(round))).await {
-            record_times(&mut times, &round, took);
-            results.extend(round);
-        }
-    }
-    results.extend(without_results(scenario, &results));
-    results.extend(unhosted_nodes(scenario, &session.nodes, session.options.tolerate_taints));
-    let order = |check: &str| scenario.checks.iter().position(|c| c.id == check).unwrap_or(usize::MAX);
-    results.sort_by_key(|r| order(&r.check));
-    times.sort_by_key(|t| order(&t.check));
-    (results, times)
+/// A future of a round's results. Boxed: together the rounds are large, and a debug build's test
+/// thread (2 MiB of stack) overflowed holding them inline.
+pub(crate) type RoundFuture<'a> = Pin<Box<dyn Future<Output = Vec<CheckResult>> + Send + 'a>>;
+
+/// Traffic that answers one or more checks at once.
+pub(crate) struct Round {
+    /// The checks it answers; it produces results only for those the scenario selects.
+    pub(crate) specs: &'static [CheckSpec],
+    /// When it runs.
+    pub(crate) phase: Phase,
+    /// What the progress line says while it runs.
+    pub(crate) note: &'static str,
+    /// Sends the traffic and judges it.
+    pub(crate) run: for<'a> fn(&'a Session, &'a Scenario) -> RoundFuture<'a>,
 }
 
-async fn timed(round: impl std::future::Future<Output = Vec<CheckResult>>) -> (Vec<CheckResult>, std::time::Duration) {
-    let started = std::time::Instant::now();
-    let results = round.await;
-    (results, started.elapsed())
-}
-
-/// Gives every check with results in `round` the round's wall time.
-fn record_times(times: &mut Vec<CheckTime>, round: &[CheckResult], took: std::time::Duration) {
-    for r in round {
-        if !times.iter().any(|t| t.check == r.check) {
-            times.push(CheckTime { check: r.check.clone(), duration_ms: took.as_millis() as u64 });
-        }
+impl Round {
+    /// Whether the scenario selects any of this round's checks.
+    pub(crate) fn is_wanted(&self, scenario: &Scenario) -> bool {
+        self.specs.iter().any(|spec| selected(scenario, spec.id).is_some())
     }
 }
 
-/// A `skip` per selected check and per node that could not host a client agent (NotReady, cordoned,
-/// tainted), naming the node and why: such a node was not checked, and the report must say so rather
-/// than leave it out.
-fn unhosted_nodes(
-    scenario: &Scenario,
-    nodes: &[crate::runner::inventory::NodeInfo],
-    tolerate_taints: bool,
-) -> Vec<CheckResult> {
-    let unusable: Vec<(&str, String)> =
-        nodes.iter().filter_map(|n| Some((n.name.as_str(), n.unusable_reason(tolerate_taints)?))).collect();
-    scenario
-        .checks
+/// Every round, in catalog order. Adding a check is a spec and a judge in its round's module; adding a
+/// round is one entry here.
+pub(crate) static ROUNDS: &[Round] = &[
+    Round {
+        specs: service_path::SPECS,
+        phase: Phase::Probe,
+        note: "probing the ClusterIP and pod IPs from every node",
+        run: |session, scenario| Box::pin(service_path::run(session, scenario)),
+    },
+    Round {
+        specs: nodeport::SPECS,
+        phase: Phase::Probe,
+        note: "probing node ports on every node address",
+        run: |session, scenario| Box::pin(nodeport::run(session, scenario)),
+    },
+    Round {
+        specs: service_behaviour::SPECS,
+        phase: Phase::Alone,
+        note: "probing session affinity, UDP and a Service without endpoints",
+        run: |session, scenario| Box::pin(service_behaviour::run(session, scenario)),
+    },
+    Round {
+        specs: dns::SPECS,
+        phase: Phase::Probe,
+        note: "asking the cluster DNS from every node",
+        run: |session, scenario| Box::pin(dns::run(session, scenario)),
+    },
+    Round {
+        specs: readiness::SPECS,
+        phase: Phase::Experiments,
+        note: "switching a backend's readiness while every node sends traffic (about 20 s, and until the DNS \
+               caches expire: up to 30 s more on CoreDNS)",
+        run: |session, scenario| Box::pin(readiness::run(session, scenario)),
+    },
+    Round {
+        specs: rollout::SPECS,
+        phase: Phase::Experiments,
+        note: "rolling a Deployment of 3 agents while every node sends traffic",
+        run: |session, scenario| Box::pin(rollout::run(session, scenario)),
+    },
+];
+
+/// The typed parameters of check `id`: the scenario's when it selects the check, else its defaults.
+/// A round that serves several checks reads an unselected one's defaults.
+pub(crate) fn params<T: DeserializeOwned>(scenario: &Scenario, id: &str) -> T {
+    match selected(scenario, id) {
+        Some(check) => check.params.typed(),
+        None => Params::defaults(catalog::find(id).expect("a round reads only its own checks")).typed(),
+    }
+}
+
+/// An `error` result, with no subject, for each of `specs` that the scenario selects: the round could
+/// not observe anything for them.
+pub(crate) fn errors(specs: &[CheckSpec], scenario: &Scenario, message: &str) -> Vec<CheckResult> {
+    specs
         .iter()
-        .flat_map(|c| {
-            unusable.iter().map(move |(node, why)| {
-                CheckResult::new(
-                    c.id,
-                    Status::Skip,
-                    Subject::from_node(*node),
-                    format!("no client agent could run on {node} ({why}): nothing was checked from it"),
-                )
-            })
-        })
-        .collect()
-}
-
-/// An `error` result for each selected check that produced none: a check that looked at nothing has
-/// proven nothing, and an empty set of results must never read as a pass.
-fn without_results(scenario: &Scenario, results: &[CheckResult]) -> Vec<CheckResult> {
-    scenario
-        .checks
-        .iter()
-        .filter(|c| !results.iter().any(|r| r.check == c.id))
-        .map(|c| {
-            CheckResult::new(
-                c.id,
-                Status::Error,
-                Subject::default(),
-                "the check produced no result: nothing was observed, so nothing was proven",
-            )
-        })
+        .filter(|spec| selected(scenario, spec.id).is_some())
+        .map(|spec| CheckResult::new(spec.id, Status::Error, Subject::default(), message))
         .collect()
 }
 
@@ -208,31 +181,37 @@ mod tests {
     }
 
     #[test]
-    fn a_selected_check_without_results_is_an_error() {
-        let scenario =
-            crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
-        let one = CheckResult::new("clusterip/reachable", Status::Pass, Subject::from_node("node-a"), "20 of 20");
-        let added = without_results(&scenario, std::slice::from_ref(&one));
-        assert_eq!(added.len(), 1);
-        assert_eq!((added[0].check.as_str(), added[0].status), ("dns/service-a", Status::Error));
-        assert!(
-            without_results(&scenario, &[one.clone(), CheckResult { check: "dns/service-a".into(), ..one }]).is_empty()
-        );
+    fn every_check_parses_its_default_parameters_into_its_typed_struct() {
+        for spec in catalog::checks() {
+            let defaults = Params::defaults(spec).to_json();
+            (spec.parse_params)(defaults.clone())
+                .unwrap_or_else(|e| panic!("{}: specs and typed parameters disagree: {e} ({defaults})", spec.id));
+        }
     }
 
     #[test]
-    fn a_node_that_could_not_host_an_agent_is_a_skip_per_check_naming_it() {
-        use crate::runner::inventory::NodeInfo;
-        let scenario =
-            crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
-        let node =
-            |name: &str, ready: bool| NodeInfo { name: name.into(), ready, schedulable: true, ..Default::default() };
-        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], false);
-        assert_eq!(skips.len(), 2, "{skips:#?}");
-        for s in &skips {
-            assert_eq!((s.status, s.subject.source_node.as_deref()), (Status::Skip, Some("node-b")));
-            assert!(s.message.contains("NotReady"), "{}", s.message);
+    fn a_typed_struct_missing_a_specified_parameter_is_caught() {
+        let spec = catalog::find("clusterip/reachable").expect("in catalog");
+        let mut params = Params::defaults(spec).to_json();
+        params.as_object_mut().expect("an object").remove("requests");
+        assert!((spec.parse_params)(params.clone()).is_err(), "missing field");
+        params.as_object_mut().expect("an object").insert("requests".into(), 5.into());
+        params.as_object_mut().expect("an object").insert("extra".into(), 1.into());
+        assert!((spec.parse_params)(params).is_err(), "unknown field");
+    }
+
+    #[test]
+    fn every_round_answers_only_its_own_checks_and_every_check_has_one_round() {
+        let mut seen = std::collections::BTreeSet::new();
+        for round in ROUNDS {
+            assert!(!round.specs.is_empty(), "{}: a round without checks", round.note);
+            for spec in round.specs {
+                assert!(seen.insert(spec.id), "{} is in two rounds", spec.id);
+            }
         }
-        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], false).is_empty());
+        assert_eq!(seen.len(), catalog::checks().count());
+        let scenario = crate::scenario::from_check_ids(&["dns/srv".into()]).expect("known id");
+        let wanted: Vec<&str> = ROUNDS.iter().filter(|r| r.is_wanted(&scenario)).map(|r| r.note).collect();
+        assert_eq!(wanted, ["asking the cluster DNS from every node"]);
     }
 }

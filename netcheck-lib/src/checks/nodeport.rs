@@ -12,7 +12,10 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
+use serde::Deserialize;
+
 use super::{runner_probe, selected};
+use crate::catalog::{CheckSpec, TIMEOUT_MS, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, HttpProbe, OrderResult};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::channel::OrderFailure;
@@ -20,10 +23,52 @@ use crate::runner::manifests::{LOCAL_SERVICE, NODEPORT_SERVICE};
 use crate::runner::{FromRunner, NodeInfo, Session};
 use crate::scenario::Scenario;
 
-/// Check ids answered by this module.
-pub const IDS: &[&str] = &[EVERY_NODE, LOCAL_POLICY];
 const EVERY_NODE: &str = "nodeport/every-node";
 const LOCAL_POLICY: &str = "nodeport/local-policy";
+
+/// The checks this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[
+    CheckSpec {
+        id: EVERY_NODE,
+        title: "NodePort answers on every node address",
+        description: "From every client (and from the runner when it can reach the nodes), every node's \
+                      InternalIP and ExternalIP on the node port answers: one result per source × target × address.",
+        params: &[
+            int("requests", 1, 1_000, 3, "Requests per source, target node and address."),
+            TIMEOUT_MS,
+            int("targetNodes", 0, 100_000, 0, "Probe only the first N Ready nodes (by name) as targets; 0: all."),
+        ],
+        parse_params: parses_into::<EveryNodeParams>,
+    },
+    CheckSpec {
+        id: LOCAL_POLICY,
+        title: "externalTrafficPolicy Local keeps the source and the node",
+        description: "From the runner, a NodePort with externalTrafficPolicy Local answers on nodes with a \
+                      ready backend, the backend sees the runner's own address, and nodes without one do not forward.",
+        params: &[
+            int("requests", 1, 1_000, 5, "Requests per node."),
+            millis("timeoutMs", 1, 60_000, 1_000, "How long one request may take before it counts as failed."),
+        ],
+        parse_params: parses_into::<LocalPolicyParams>,
+    },
+];
+
+/// `nodeport/every-node`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EveryNodeParams {
+    requests: u32,
+    timeout_ms: u64,
+    target_nodes: usize,
+}
+
+/// `nodeport/local-policy`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LocalPolicyParams {
+    requests: u32,
+    timeout_ms: u64,
+}
 /// The source name of probes sent by the runner itself.
 pub const RUNNER: &str = "runner";
 
@@ -45,15 +90,12 @@ impl Target {
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let mut results = Vec::new();
     if let Some(check) = selected(scenario, EVERY_NODE) {
-        let requests = check.params.int("requests") as u32;
-        let timeout = check.params.duration("timeoutMs");
-        let limit = check.params.int("targetNodes") as usize;
-        results.extend(every_node(session, requests, timeout, limit).await);
+        let p: EveryNodeParams = check.params.typed();
+        results.extend(every_node(session, p.requests, Duration::from_millis(p.timeout_ms), p.target_nodes).await);
     }
     if let Some(check) = selected(scenario, LOCAL_POLICY) {
-        let requests = check.params.int("requests") as u32;
-        let timeout = check.params.duration("timeoutMs");
-        results.extend(local_policy(session, requests, timeout).await);
+        let p: LocalPolicyParams = check.params.typed();
+        results.extend(local_policy(session, p.requests, Duration::from_millis(p.timeout_ms)).await);
     }
     results
 }

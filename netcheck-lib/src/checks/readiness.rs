@@ -21,7 +21,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::await_condition;
 
+use serde::Deserialize;
+
 use super::selected;
+use crate::catalog::{CheckSpec, ParamSpec, int, millis, parses_into};
 use crate::protocol::{
     Action, Attempt, DnsProbe, DnsQuery, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult, PresenceWatch,
 };
@@ -30,11 +33,67 @@ use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
 use crate::runner::{AgentPod, Session, endpoints};
 use crate::scenario::Scenario;
 
-/// Check ids answered by this module.
-pub const IDS: &[&str] = &[REMOVAL, READD, UNREADY_AT_START];
 const REMOVAL: &str = "endpoints/readiness-removal";
 const READD: &str = "endpoints/readiness-readd";
 const UNREADY_AT_START: &str = "endpoints/unready-at-start";
+
+/// The checks this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[
+    CheckSpec {
+        id: REMOVAL,
+        title: "A backend that turns not ready leaves the API, every node's data plane and DNS",
+        description: "One server agent's readiness probe starts failing by order while every client sends paced \
+                      requests through the ClusterIP and asks DNS for the headless Service. Measures, from the switch \
+                      and per node: (a) the API lists the endpoint not ready, (b) the node's data plane stops sending \
+                      to it for at least sustainedRequests answered requests, (c) the headless DNS answer drops it.",
+        params: READINESS_PARAMS,
+        parse_params: parses_into::<ReadinessParams>,
+    },
+    CheckSpec {
+        id: READD,
+        title: "A backend that turns ready again comes back everywhere",
+        description: "The same agent turns ready again: the same three times, until the API lists it ready, it \
+                      answers through the ClusterIP from every node, and the headless DNS answer has it again.",
+        params: READINESS_PARAMS,
+        parse_params: parses_into::<ReadinessParams>,
+    },
+    CheckSpec {
+        id: UNREADY_AT_START,
+        title: "A backend that starts not ready gets no traffic until it is ready",
+        description: "A server agent is created with its readiness off: while it runs not ready, no request from \
+                      any node reaches it through the ClusterIP; once switched ready, it is added (API, data plane, \
+                      DNS times as for readiness-readd).",
+        params: READINESS_PARAMS,
+        parse_params: parses_into::<ReadinessParams>,
+    },
+];
+
+/// Parameters of the readiness experiments (removal and re-add run as one experiment each).
+const READINESS_PARAMS: &[ParamSpec] = &[
+    millis("intervalMs", 5, 1_000, 20, "Pace of requests and DNS queries per client; the resolution of (b) and (c)."),
+    int("sustainedRequests", 1, 10_000, 100, "Answered requests in a row without the removed pod that prove removal."),
+    millis("maxApiMs", 100, 120_000, 4_000, "Limit for (a), from the switch (kubelet probe period 1 s included)."),
+    millis("maxPropagationMs", 10, 120_000, 2_000, "Further limit for (b) and (c) beyond maxApiMs."),
+    millis(
+        "maxDnsCacheMs",
+        0,
+        300_000,
+        30_000,
+        "How long the cluster DNS may keep serving a cached answer: (c) may take the answer's TTL longer than \
+         (b), up to this (CoreDNS as kubeadm, kind and AKS configure it: ttl 30, cache 30).",
+    ),
+];
+
+/// The readiness experiments' parameters, as [`READINESS_PARAMS`] names them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadinessParams {
+    interval_ms: u64,
+    sustained_requests: usize,
+    max_api_ms: u64,
+    max_propagation_ms: u64,
+    max_dns_cache_ms: u64,
+}
 /// The pod of `endpoints/unready-at-start`.
 const LATE_POD: &str = "netcheck-late";
 /// Traffic while the late pod runs but is not ready, before the experiment's own lead.
@@ -93,12 +152,13 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
 }
 
 fn limits_of(check: &crate::scenario::SelectedCheck) -> Limits {
+    let p: ReadinessParams = check.params.typed();
     Limits {
-        interval: check.params.duration("intervalMs"),
-        sustained: check.params.int("sustainedRequests") as usize,
-        max_api: check.params.duration("maxApiMs"),
-        max_propagation: check.params.duration("maxPropagationMs"),
-        max_dns_cache: check.params.duration("maxDnsCacheMs"),
+        interval: Duration::from_millis(p.interval_ms),
+        sustained: p.sustained_requests,
+        max_api: Duration::from_millis(p.max_api_ms),
+        max_propagation: Duration::from_millis(p.max_propagation_ms),
+        max_dns_cache: Duration::from_millis(p.max_dns_cache_ms),
     }
 }
 

@@ -14,16 +14,43 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 
+use serde::Deserialize;
+
 use super::selected;
+use crate::catalog::{CheckSpec, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{self, ECHO_HTTP_PORT, ROLLOUT_SERVICE};
 use crate::runner::{Session, settle};
 use crate::scenario::Scenario;
 
-/// Check ids answered by this module.
-pub const IDS: &[&str] = &[ROLLOUT];
 const ROLLOUT: &str = "endpoints/rollout";
+
+/// The check this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[CheckSpec {
+    id: ROLLOUT,
+    title: "A rolling update drops no traffic",
+    description: "A Deployment of 3 agents behind its own Service is replaced by a rolling update (surge 1, \
+                      unavailable 0, graceful shutdown) while every client sends paced requests through its \
+                      ClusterIP; per node, failed requests and the longest gap between answers must stay in budget.",
+    params: &[
+        millis("intervalMs", 5, 1_000, 50, "Pace of requests per client; the resolution of the gap."),
+        int("maxFailedRequests", 0, 1_000_000, 0, "Failed requests per node the rollout may cause."),
+        millis("maxGapMs", 1, 600_000, 1_000, "Longest time per node without an answer."),
+        millis("rolloutTimeoutMs", 1_000, 3_600_000, 120_000, "Limit for the rollout to complete."),
+    ],
+    parse_params: parses_into::<RolloutParams>,
+}];
+
+/// `endpoints/rollout`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RolloutParams {
+    interval_ms: u64,
+    max_failed_requests: usize,
+    max_gap_ms: u64,
+    rollout_timeout_ms: u64,
+}
 /// Replicas of the rolled Deployment.
 const REPLICAS: i32 = 3;
 /// Length of one traffic order.
@@ -34,10 +61,9 @@ const LEAD: Duration = Duration::from_secs(2);
 /// Runs the rollout experiment.
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let Some(check) = selected(scenario, ROLLOUT) else { return vec![] };
-    let interval = check.params.duration("intervalMs");
-    let max_failed = check.params.int("maxFailedRequests") as usize;
-    let max_gap = check.params.duration("maxGapMs");
-    let limit = check.params.duration("rolloutTimeoutMs");
+    let p: RolloutParams = check.params.typed();
+    let (interval, max_failed) = (Duration::from_millis(p.interval_ms), p.max_failed_requests);
+    let (max_gap, limit) = (Duration::from_millis(p.max_gap_ms), Duration::from_millis(p.rollout_timeout_ms));
     let subject = || Subject::default().named(format!("deployment/{ROLLOUT_SERVICE}"));
     let outcome = experiment(session, interval, limit).await;
     delete_objects(session).await;

@@ -7,36 +7,95 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
+use serde::Deserialize;
+
 use super::selected;
+use crate::catalog::{CheckSpec, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, HttpProbe, Outcome, UdpProbe};
 use crate::report::{CheckResult, Status, Subject};
 use crate::runner::Session;
 use crate::runner::manifests::{AFFINITY_SERVICE, ECHO_HTTP_PORT, ECHO_SERVICE, ECHO_UDP_PORT, EMPTY_SERVICE};
 use crate::scenario::Scenario;
 
-/// Check ids answered by this module.
-pub const IDS: &[&str] = &[AFFINITY, UDP, NO_ENDPOINTS];
 const AFFINITY: &str = "clusterip/session-affinity";
 const UDP: &str = "clusterip/udp";
 const NO_ENDPOINTS: &str = "service/no-endpoints";
+
+/// The checks this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[
+    CheckSpec {
+        id: AFFINITY,
+        title: "ClientIP session affinity pins a client to one backend",
+        description: "With sessionAffinity ClientIP, every request of one client lands on one backend; \
+                      with None, the same client's requests spread over several.",
+        params: &[int("requests", 2, 1_000, 20, "Requests each client sends, one connection each.")],
+        parse_params: parses_into::<AffinityParams>,
+    },
+    CheckSpec {
+        id: UDP,
+        title: "UDP through the ClusterIP from every node",
+        description: "UDP request/response exchanges through the ClusterIP from every node; retries after a \
+                      lost datagram are counted and reported as loss.",
+        params: &[
+            int("requests", 1, 1_000, 10, "Exchanges each client makes."),
+            millis("timeoutMs", 1, 60_000, 500, "How long one try waits for the echo."),
+            int("retries", 0, 10, 2, "Extra tries of an exchange after a timeout."),
+        ],
+        parse_params: parses_into::<UdpParams>,
+    },
+    CheckSpec {
+        id: NO_ENDPOINTS,
+        title: "A Service without endpoints is refused at once",
+        description: "A ClusterIP whose selector matches nothing is actively rejected (connection refused), \
+                      not left to time out.",
+        params: &[millis("promptMs", 1, 60_000, 1_000, "A refusal must come within this time.")],
+        parse_params: parses_into::<NoEndpointsParams>,
+    },
+];
+
+/// `clusterip/session-affinity`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AffinityParams {
+    requests: u32,
+}
+
+/// `clusterip/udp`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UdpParams {
+    requests: u32,
+    timeout_ms: u64,
+    retries: u32,
+}
+
+/// `service/no-endpoints`' parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NoEndpointsParams {
+    prompt_ms: u64,
+}
 
 /// Runs the selected checks of this module.
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let mut results = Vec::new();
     if let Some(c) = selected(scenario, AFFINITY) {
-        results.extend(affinity(session, c.params.int("requests") as u32).await);
+        let p: AffinityParams = c.params.typed();
+        results.extend(affinity(session, p.requests).await);
     }
     if let Some(c) = selected(scenario, UDP) {
-        let probe = |ip: &str| UdpProbe {
-            targets: vec![format!("{ip}:{ECHO_UDP_PORT}")],
-            attempts: c.params.int("requests") as u32,
-            timeout_ms: c.params.duration("timeoutMs").as_millis() as u64,
-            retries: c.params.int("retries") as u32,
+        let p: UdpParams = c.params.typed();
+        let probe = UdpProbe {
+            targets: vec![format!("{}:{ECHO_UDP_PORT}", session.agents.cluster_ip)],
+            attempts: p.requests,
+            timeout_ms: p.timeout_ms,
+            retries: p.retries,
         };
-        results.extend(udp(session, &probe(&session.agents.cluster_ip)).await);
+        results.extend(udp(session, &probe).await);
     }
     if let Some(c) = selected(scenario, NO_ENDPOINTS) {
-        results.extend(no_endpoints(session, c.params.duration("promptMs")).await);
+        let p: NoEndpointsParams = c.params.typed();
+        results.extend(no_endpoints(session, Duration::from_millis(p.prompt_ms)).await);
     }
     results
 }

@@ -5,8 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 
+use serde::Deserialize;
+
 use super::diagnosis::{self, PathEvidence};
-use super::{capped_by_partial, selected};
+use super::{capped_by_partial, params, selected};
+use crate::catalog::{CheckSpec, NoParams, TIMEOUT_MS, float, int, parses_into};
+/// One order's attempts travel back in one ConfigMap: the request counts are bounded by it.
+use crate::protocol::MAX_ATTEMPTS_PER_ORDER as MAX_ATTEMPTS;
 use crate::protocol::{Action, Attempt, HTTP_PORT, HttpProbe, OrderResult};
 use crate::report::{CheckResult, Status, Subject};
 use crate::runner::channel::OrderFailure;
@@ -17,12 +22,93 @@ use crate::scenario::Scenario;
 use crate::stats;
 use crate::stats::round2;
 
-/// Check ids answered by this module.
-pub const IDS: &[&str] = &[REACHABLE, ALL_BACKENDS, DISTRIBUTION, POD_DIRECT];
 const REACHABLE: &str = "clusterip/reachable";
 const ALL_BACKENDS: &str = "clusterip/all-backends";
 const DISTRIBUTION: &str = "lb/distribution";
 const POD_DIRECT: &str = "pod/direct";
+
+/// The checks this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[
+    CheckSpec {
+        id: REACHABLE,
+        title: "ClusterIP reachable from every node",
+        description: "From each node's client, N requests to the ClusterIP succeed.",
+        params: &[
+            int("requests", 1, MAX_ATTEMPTS as i64, 20, "Requests each client sends to the ClusterIP."),
+            TIMEOUT_MS,
+        ],
+        parse_params: parses_into::<ReachableParams>,
+    },
+    CheckSpec {
+        id: ALL_BACKENDS,
+        title: "ClusterIP reaches every ready backend",
+        description: "From each node, the set of backends that answered equals the set of ready \
+                      endpoints from the API.",
+        params: &[],
+        parse_params: parses_into::<NoParams>,
+    },
+    CheckSpec {
+        id: POD_DIRECT,
+        title: "Pod IPs reachable from every node",
+        description: "Each client reaches each backend pod IP directly, bypassing the Service.",
+        params: &[
+            int(
+                "requestsPerBackend",
+                1,
+                MAX_ATTEMPTS as i64 / 3,
+                3,
+                "Requests each client sends to each backend pod IP.",
+            ),
+            TIMEOUT_MS,
+        ],
+        parse_params: parses_into::<DirectParams>,
+    },
+    CheckSpec {
+        id: DISTRIBUTION,
+        title: "Load spread evenly over backends",
+        description: "A fresh connection per request; a chi-square test of evenness over the \
+                      backends that answered.",
+        params: &[
+            int("requests", 10, MAX_ATTEMPTS as i64, 300, "Requests each client sends, one connection each."),
+            float("minPValue", 0.0, 1.0, 0.001, "Fail when the chi-square p-value of an even split falls below this."),
+            float(
+                "minShareOfFair",
+                0.0,
+                1.0,
+                0.5,
+                "Fail when the least-served backend gets less than this share of its fair count.",
+            ),
+            int("concurrency", 1, 256, 32, "Requests in flight at once per client."),
+        ],
+        parse_params: parses_into::<DistributionParams>,
+    },
+];
+
+/// `clusterip/reachable`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReachableParams {
+    requests: u32,
+    timeout_ms: u64,
+}
+
+/// `pod/direct`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DirectParams {
+    requests_per_backend: u32,
+    timeout_ms: u64,
+}
+
+/// `lb/distribution`'s parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DistributionParams {
+    requests: u32,
+    min_p_value: f64,
+    min_share_of_fair: f64,
+    concurrency: u32,
+}
 
 /// The probe parameters derived from the selected checks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,19 +122,22 @@ struct Plan {
     min_share: f64,
 }
 
+/// One round serves every selected check: the ClusterIP gets as many requests as the most demanding
+/// of them asks; an unselected check's parameters are its defaults.
 fn plan(scenario: &Scenario) -> Plan {
-    let reachable = selected(scenario, REACHABLE);
-    let dist = selected(scenario, DISTRIBUTION);
-    let direct = selected(scenario, POD_DIRECT);
-    let requests = [reachable.map(|c| c.params.int("requests")), dist.map(|c| c.params.int("requests"))];
+    let reachable: ReachableParams = params(scenario, REACHABLE);
+    let dist: DistributionParams = params(scenario, DISTRIBUTION);
+    let direct: DirectParams = params(scenario, POD_DIRECT);
+    let wanted = |id| selected(scenario, id).is_some();
+    let requests = [wanted(REACHABLE).then_some(reachable.requests), wanted(DISTRIBUTION).then_some(dist.requests)];
     Plan {
-        service_requests: requests.into_iter().flatten().max().unwrap_or(20) as u32,
-        concurrency: dist.map(|c| c.params.int("concurrency")).unwrap_or(32) as u32,
-        timeout_ms: reachable.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),
-        per_backend: direct.map(|c| c.params.int("requestsPerBackend")).unwrap_or(3) as u32,
-        direct_timeout_ms: direct.map(|c| c.params.duration("timeoutMs").as_millis() as u64).unwrap_or(2000),
-        min_p_value: dist.map(|c| c.params.float("minPValue")).unwrap_or(0.001),
-        min_share: dist.map(|c| c.params.float("minShareOfFair")).unwrap_or(0.5),
+        service_requests: requests.into_iter().flatten().max().unwrap_or(reachable.requests),
+        concurrency: dist.concurrency,
+        timeout_ms: reachable.timeout_ms,
+        per_backend: direct.requests_per_backend,
+        direct_timeout_ms: direct.timeout_ms,
+        min_p_value: dist.min_p_value,
+        min_share: dist.min_share_of_fair,
     }
 }
 
@@ -59,7 +148,7 @@ struct NodeRound {
     direct: Result<OrderResult, OrderFailure>,
 }
 
-/// Runs the round and produces the results of the selected checks among [`IDS`].
+/// Runs the round and produces the results of the selected checks among [`SPECS`].
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let plan = plan(scenario);
     let service_target = format!("{}:{ECHO_HTTP_PORT}", session.agents.cluster_ip);
@@ -138,10 +227,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
 }
 
 fn errors(scenario: &Scenario, message: &str) -> Vec<CheckResult> {
-    IDS.iter()
-        .filter(|id| selected(scenario, id).is_some())
-        .map(|id| CheckResult::new(id, Status::Error, Subject::default(), message))
-        .collect()
+    super::errors(SPECS, scenario, message)
 }
 
 /// The requests through the ClusterIP that the reachability and distribution checks judge.

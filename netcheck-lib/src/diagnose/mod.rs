@@ -17,7 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::runner::{self, Cluster, Progress, Session, SessionOptions};
+use crate::runner::{Cluster, Progress, Session, SessionOptions};
 
 /// Version of the JSON shape of a [`Checklist`]; bumped on any incompatible change.
 pub const CHECKLIST_SCHEMA_VERSION: u32 = 1;
@@ -197,9 +197,9 @@ pub async fn diagnose(cluster: &Cluster, options: &DiagnoseOptions, progress: &d
     if !broken && !options.read_only {
         progress.phase("deploy");
         let session_options = SessionOptions { servers: 0, ..options.session.clone() };
-        let session = runner::interruptible(Session::start(cluster, session_options, progress)).await?;
+        let session = crate::interrupt::interruptible(Session::start(cluster, session_options, progress)).await?;
         progress.phase("probe");
-        let probed = runner::interruptible(active::walk(&session, &facts, options.port.as_deref())).await;
+        let probed = crate::interrupt::interruptible(active::walk(&session, &facts, options.port.as_deref())).await;
         progress.phase("cleanup");
         session.finish(false).await?;
         steps.extend(probed?);

@@ -157,7 +157,7 @@ impl Channel {
     }
 
     /// How long the runner waits beyond an order's deadline: twice the slowest round trip seen in
-    /// this session (less the agents' execution time), at least [`MIN_MARGIN`]; [`FIRST_MARGIN`]
+    /// this session (less the agents' execution time), at least `MIN_MARGIN`; `FIRST_MARGIN`
     /// before any order came back.
     pub fn margin(&self) -> Duration {
         margin_after(self.shared.slowest_overhead_ms.load(Ordering::SeqCst))

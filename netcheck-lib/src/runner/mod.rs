@@ -1,7 +1,9 @@
-//! The run lifecycle: connect, create the namespace, deploy agents, run checks, clean up, report.
+//! A session on the cluster: connect, create the namespace, deploy agents, wait until they and the
+//! data plane are ready, send them orders, clean up. It knows nothing of checks; the
+//! [`orchestrator`](crate::orchestrator) runs checks on a session.
 //!
 //! Invariant: once the namespace exists, every exit path deletes it (unless `keep`): the normal end,
-//! an error, SIGINT/SIGTERM (`run`), and a panic ([`namespace::NamespaceGuard`]).
+//! an error, SIGINT/SIGTERM (the orchestrator runs the work interruptibly), and a panic ([`namespace::NamespaceGuard`]).
 
 pub mod channel;
 pub mod connect;
@@ -19,9 +21,7 @@ pub use deploy::{AgentPod, Agents};
 pub use inventory::NodeInfo;
 
 use crate::protocol::{Action, OrderResult};
-use crate::report::{Phase, Report};
-use crate::scenario::Scenario;
-use crate::{Error, Result, checks};
+use crate::{Error, Result};
 
 /// The agent image this version of netcheck deploys unless told otherwise.
 pub const DEFAULT_IMAGE: &str = concat!("localhost/netcheck/agent:", env!("CARGO_PKG_VERSION"));
@@ -210,70 +210,6 @@ impl Session {
     }
 }
 
-/// Everything `netcheck run` needs.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Where the cluster is.
-    pub connect: ConnectOptions,
-    /// Which checks, with which parameters.
-    pub scenario: Scenario,
-    /// How to deploy agents.
-    pub session: SessionOptions,
-    /// Keep the namespace after the run.
-    pub keep: bool,
-}
-
-/// Runs a scenario end to end. Errors mean netcheck could not run; check failures are in the report.
-pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
-    progress.phase("connect");
-    let started = Instant::now();
-    let cluster = connect(&options.connect).await?;
-    let connect_phase = Phase { name: "connect".into(), millis: started.elapsed().as_millis() as u64 };
-    let mut report = run_on(&cluster, options, progress).await?;
-    report.phases.insert(0, connect_phase);
-    report.duration_millis = started.elapsed().as_millis() as u64;
-    Ok(report)
-}
-
-/// Runs a scenario on an already connected cluster (`options.connect` is not used).
-pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
-    let started_at = jiff::Timestamp::now();
-    let start = Instant::now();
-    let mut phases = Vec::new();
-    let mut clock;
-
-    progress.phase("deploy");
-    let session = interruptible(Session::start(cluster, options.session.clone(), progress)).await?;
-    phases.push(Phase { name: "deploy".into(), millis: session.deployed_in.as_millis() as u64 });
-    phases.push(Phase { name: "ready".into(), millis: session.ready_in.as_millis() as u64 });
-    phases.push(Phase { name: "settle".into(), millis: session.settled_in.as_millis() as u64 });
-    clock = Instant::now();
-
-    progress.phase("probe");
-    let results = interruptible(async { Ok(checks::run_timed(&session, &options.scenario, progress).await) }).await;
-    lap("probe", &mut clock, &mut phases);
-
-    progress.phase("cleanup");
-    let nodes = session.nodes.iter().map(|n| n.name.clone()).collect();
-    let run_id = session.run_id.clone();
-    session.finish(options.keep).await?;
-    lap("cleanup", &mut clock, &mut phases);
-    let (results, check_times) = results?;
-
-    let mut report = Report::from_results(&run_id, &options.scenario.name, cluster.info(nodes), results);
-    report.check_times = check_times;
-    report.started_at = started_at.to_string();
-    report.duration_millis = start.elapsed().as_millis() as u64;
-    report.phases = phases;
-    Ok(report)
-}
-
-/// Records the time since `clock` as phase `name` and restarts the clock.
-fn lap(name: &str, clock: &mut Instant, phases: &mut Vec<Phase>) {
-    phases.push(Phase { name: name.to_string(), millis: clock.elapsed().as_millis() as u64 });
-    *clock = Instant::now();
-}
-
 /// The API's refusal behind a watch error (401 or 403), said with the verb and resource it names;
 /// None for errors a retry may cure (a broken connection, an expired watch).
 pub(crate) fn watch_refusal(e: &kube::runtime::watcher::Error) -> Option<String> {
@@ -284,28 +220,6 @@ pub(crate) fn watch_refusal(e: &kube::runtime::watcher::Error) -> Option<String>
         _ => return None,
     };
     matches!(status.code, 401 | 403).then(|| format!("the API refused ({}): {}", status.code, status.message))
-}
-
-/// Runs `work` unless SIGINT, SIGTERM or SIGHUP arrives first. Dropping `work` drops its session
-/// guard, which deletes the namespace. From the first signal on, a second SIGINT ends the process at
-/// once (its default action): whoever presses Ctrl-C twice does not wait for the clean-up, and what it
-/// leaves is what `netcheck gc` collects.
-pub(crate) async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        return work.await;
-    };
-    let signal = tokio::select! {
-        r = work => return r,
-        _ = term.recv() => libc::SIGTERM,
-        _ = int.recv() => libc::SIGINT,
-        _ = hup.recv() => libc::SIGHUP,
-    };
-    // SAFETY: restores the default disposition of SIGINT; no Rust state is involved.
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-    Err(Error::Interrupted { signal })
 }
 
 #[cfg(test)]

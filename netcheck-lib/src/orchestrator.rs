@@ -1,0 +1,208 @@
+//! A run, end to end: connect, start a [`Session`], run the scenario's checks on it (the registry of rounds,
+//! by phase), clean up, report. This is the only module that knows both the session and the checks:
+//! the session knows nothing of checks, and checks only use a session.
+
+use std::time::Instant;
+
+use crate::Result;
+use crate::checks::{self, Phase, Round};
+use crate::interrupt::interruptible;
+use crate::report::{CheckResult, CheckTime, Phase as ReportPhase, Report, Status, Subject};
+use crate::runner::{Cluster, ConnectOptions, Progress, Session, SessionOptions, connect};
+use crate::scenario::Scenario;
+
+/// Everything `netcheck run` needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the cluster is.
+    pub connect: ConnectOptions,
+    /// Which checks, with which parameters.
+    pub scenario: Scenario,
+    /// How to deploy agents.
+    pub session: SessionOptions,
+    /// Keep the namespace after the run.
+    pub keep: bool,
+}
+
+/// Runs a scenario end to end. Errors mean netcheck could not run; check failures are in the report.
+pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
+    progress.phase("connect");
+    let started = Instant::now();
+    let cluster = connect(&options.connect).await?;
+    let connect_phase = ReportPhase { name: "connect".into(), millis: started.elapsed().as_millis() as u64 };
+    let mut report = run_on(&cluster, options, progress).await?;
+    report.phases.insert(0, connect_phase);
+    report.duration_millis = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Runs a scenario on an already connected cluster (`options.connect` is not used).
+pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Progress) -> Result<Report> {
+    let started_at = jiff::Timestamp::now();
+    let start = Instant::now();
+    let mut phases = Vec::new();
+    let mut clock;
+
+    progress.phase("deploy");
+    let session = interruptible(Session::start(cluster, options.session.clone(), progress)).await?;
+    phases.push(ReportPhase { name: "deploy".into(), millis: session.deployed_in.as_millis() as u64 });
+    phases.push(ReportPhase { name: "ready".into(), millis: session.ready_in.as_millis() as u64 });
+    phases.push(ReportPhase { name: "settle".into(), millis: session.settled_in.as_millis() as u64 });
+    clock = Instant::now();
+
+    progress.phase("probe");
+    let results = interruptible(async { Ok(run_checks_timed(&session, &options.scenario, progress).await) }).await;
+    lap("probe", &mut clock, &mut phases);
+
+    progress.phase("cleanup");
+    let nodes = session.nodes.iter().map(|n| n.name.clone()).collect();
+    let run_id = session.run_id.clone();
+    session.finish(options.keep).await?;
+    lap("cleanup", &mut clock, &mut phases);
+    let (results, check_times) = results?;
+
+    let mut report = Report::from_results(&run_id, &options.scenario.name, cluster.info(nodes), results);
+    report.check_times = check_times;
+    report.started_at = started_at.to_string();
+    report.duration_millis = start.elapsed().as_millis() as u64;
+    report.phases = phases;
+    Ok(report)
+}
+
+/// Records the time since `clock` as phase `name` and restarts the clock.
+fn lap(name: &str, clock: &mut Instant, phases: &mut Vec<ReportPhase>) {
+    phases.push(ReportPhase { name: name.to_string(), millis: clock.elapsed().as_millis() as u64 });
+    *clock = Instant::now();
+}
+
+/// Runs the scenario's checks on a session and returns every result, in scenario order.
+pub async fn run_checks(session: &Session, scenario: &Scenario, progress: &dyn Progress) -> Vec<CheckResult> {
+    run_checks_timed(session, scenario, progress).await.0
+}
+
+/// Runs the scenario's checks and returns every result, in scenario order, and each check's wall time.
+///
+/// The registry's rounds that the scenario wants run by phase: the rounds of one phase
+/// at once, the phases one after another.
+pub async fn run_checks_timed(
+    session: &Session,
+    scenario: &Scenario,
+    progress: &dyn Progress,
+) -> (Vec<CheckResult>, Vec<CheckTime>) {
+    let wanted: Vec<&Round> = checks::ROUNDS.iter().filter(|r| r.is_wanted(scenario)).collect();
+    let mut phases: Vec<Phase> = wanted.iter().map(|r| r.phase).collect();
+    phases.sort();
+    phases.dedup();
+    let mut results = Vec::new();
+    let mut times: Vec<CheckTime> = Vec::new();
+    for phase in phases {
+        let rounds: Vec<&Round> = wanted.iter().copied().filter(|r| r.phase == phase).collect();
+        for round in &rounds {
+            progress.note(round.note);
+        }
+        let running = rounds.iter().map(|round| timed((round.run)(session, scenario)));
+        for (round, took) in futures::future::join_all(running).await {
+            record_times(&mut times, &round, took);
+            results.extend(round);
+        }
+    }
+    results.extend(without_results(scenario, &results));
+    results.extend(unhosted_nodes(scenario, &session.nodes, session.options.tolerate_taints));
+    let order = |check: &str| scenario.checks.iter().position(|c| c.id == check).unwrap_or(usize::MAX);
+    results.sort_by_key(|r| order(&r.check));
+    times.sort_by_key(|t| order(&t.check));
+    (results, times)
+}
+
+async fn timed(round: impl std::future::Future<Output = Vec<CheckResult>>) -> (Vec<CheckResult>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let results = round.await;
+    (results, started.elapsed())
+}
+
+/// Gives every check with results in `round` the round's wall time.
+fn record_times(times: &mut Vec<CheckTime>, round: &[CheckResult], took: std::time::Duration) {
+    for r in round {
+        if !times.iter().any(|t| t.check == r.check) {
+            times.push(CheckTime { check: r.check.clone(), duration_ms: took.as_millis() as u64 });
+        }
+    }
+}
+
+/// A `skip` per selected check and per node that could not host a client agent (NotReady, cordoned,
+/// tainted), naming the node and why: such a node was not checked, and the report must say so rather
+/// than leave it out.
+fn unhosted_nodes(
+    scenario: &Scenario,
+    nodes: &[crate::runner::inventory::NodeInfo],
+    tolerate_taints: bool,
+) -> Vec<CheckResult> {
+    let unusable: Vec<(&str, String)> =
+        nodes.iter().filter_map(|n| Some((n.name.as_str(), n.unusable_reason(tolerate_taints)?))).collect();
+    scenario
+        .checks
+        .iter()
+        .flat_map(|c| {
+            unusable.iter().map(move |(node, why)| {
+                CheckResult::new(
+                    c.id,
+                    Status::Skip,
+                    Subject::from_node(*node),
+                    format!("no client agent could run on {node} ({why}): nothing was checked from it"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// An `error` result for each selected check that produced none: a check that looked at nothing has
+/// proven nothing, and an empty set of results must never read as a pass.
+fn without_results(scenario: &Scenario, results: &[CheckResult]) -> Vec<CheckResult> {
+    scenario
+        .checks
+        .iter()
+        .filter(|c| !results.iter().any(|r| r.check == c.id))
+        .map(|c| {
+            CheckResult::new(
+                c.id,
+                Status::Error,
+                Subject::default(),
+                "the check produced no result: nothing was observed, so nothing was proven",
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::NodeInfo;
+
+    #[test]
+    fn a_selected_check_without_results_is_an_error() {
+        let scenario =
+            crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
+        let one = CheckResult::new("clusterip/reachable", Status::Pass, Subject::from_node("node-a"), "20 of 20");
+        let added = without_results(&scenario, std::slice::from_ref(&one));
+        assert_eq!(added.len(), 1);
+        assert_eq!((added[0].check.as_str(), added[0].status), ("dns/service-a", Status::Error));
+        assert!(
+            without_results(&scenario, &[one.clone(), CheckResult { check: "dns/service-a".into(), ..one }]).is_empty()
+        );
+    }
+
+    #[test]
+    fn a_node_that_could_not_host_an_agent_is_a_skip_per_check_naming_it() {
+        let scenario =
+            crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
+        let node =
+            |name: &str, ready: bool| NodeInfo { name: name.into(), ready, schedulable: true, ..Default::default() };
+        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], false);
+        assert_eq!(skips.len(), 2, "{skips:#?}");
+        for s in &skips {
+            assert_eq!((s.status, s.subject.source_node.as_deref()), (Status::Skip, Some("node-b")));
+            assert!(s.message.contains("NotReady"), "{}", s.message);
+        }
+        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], false).is_empty());
+    }
+}
