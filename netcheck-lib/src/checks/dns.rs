@@ -296,7 +296,7 @@ async fn read_facts(session: &Session) -> Result<Facts, String> {
         }
     };
     let dns = get(DNS_NAMESPACE, DNS_SERVICE).await.map_err(|e| format!("no cluster DNS Service: {e}"))?;
-    let dns_ip = dns.spec.as_ref().and_then(|s| s.cluster_ip.clone()).filter(|ip| ip != "None" && !ip.is_empty());
+    let dns_ip = crate::runner::services::cluster_ip(&dns).map(str::to_string);
     let dns_ip = dns_ip.ok_or("service kube-system/kube-dns has no ClusterIP")?;
     let dns_endpoints = endpoints::of_service(cluster, DNS_NAMESPACE, DNS_SERVICE)
         .await

@@ -9,8 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::Api;
 
 use serde::Deserialize;
 
@@ -20,7 +18,7 @@ use crate::protocol::{Action, Attempt, HttpProbe, OrderResult};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::channel::OrderFailure;
 use crate::runner::manifests::{LOCAL_SERVICE, NODEPORT_SERVICE};
-use crate::runner::{FromRunner, NodeInfo, Session};
+use crate::runner::{FromRunner, NodeInfo, Session, services};
 use crate::scenario::Scenario;
 
 const EVERY_NODE: &str = "nodeport/every-node";
@@ -101,16 +99,8 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
 }
 
 async fn node_port(session: &Session, service: &str) -> Result<u16, String> {
-    let svc = Api::<Service>::namespaced(session.cluster.client.clone(), &session.namespace)
-        .get(service)
-        .await
-        .map_err(|e| format!("cannot read service/{service}: {e}"))?;
-    svc.spec
-        .and_then(|s| s.ports)
-        .and_then(|p| p.into_iter().next())
-        .and_then(|p| p.node_port)
-        .map(|p| p as u16)
-        .ok_or_else(|| format!("service/{service} has no node port"))
+    let svc = services::read(&session.cluster, &session.namespace, service).await.map_err(|e| e.to_string())?;
+    svc.as_ref().and_then(services::first_node_port).ok_or_else(|| format!("service/{service} has no node port"))
 }
 
 /// Every address of every Ready node, and a skip result for each node that is not Ready.

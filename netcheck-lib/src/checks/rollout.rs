@@ -21,7 +21,7 @@ use crate::catalog::{CheckSpec, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{self, ECHO_HTTP_PORT, ROLLOUT_SERVICE};
-use crate::runner::{Session, settle};
+use crate::runner::{Session, services, settle};
 use crate::scenario::Scenario;
 
 const ROLLOUT: &str = "endpoints/rollout";
@@ -143,7 +143,7 @@ async fn experiment(
     let pp = PostParams::default();
     deployments.create(&pp, &deployment).await.map_err(|e| format!("cannot create the rollout Deployment: {e}"))?;
     let svc = services.create(&pp, &service).await.map_err(|e| format!("cannot create the rollout Service: {e}"))?;
-    let cluster_ip = svc.spec.and_then(|s| s.cluster_ip).ok_or("the rollout Service has no ClusterIP")?;
+    let cluster_ip = services::cluster_ip(&svc).ok_or("the rollout Service has no ClusterIP")?;
     let target = format!("{cluster_ip}:{ECHO_HTTP_PORT}");
     wait_complete(&deployments, limit)
         .await

@@ -4,9 +4,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
-use kube::api::Api;
-
 use serde::Deserialize;
 
 use super::selected;
@@ -101,11 +98,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
 }
 
 async fn cluster_ip(session: &Session, name: &str) -> Result<String, String> {
-    let svc = Api::<Service>::namespaced(session.cluster.client.clone(), &session.namespace)
-        .get(name)
-        .await
-        .map_err(|e| format!("cannot read service/{name}: {e}"))?;
-    svc.spec.and_then(|s| s.cluster_ip).ok_or_else(|| format!("service/{name} has no ClusterIP"))
+    crate::runner::services::read_cluster_ip(&session.cluster, &session.namespace, name).await
 }
 
 /// Sends one HTTP order to every client at once.

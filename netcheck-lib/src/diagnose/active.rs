@@ -148,8 +148,7 @@ pub fn pod_targets(facts: &Facts, ports: &[k8s_openapi::api::core::v1::ServicePo
 }
 
 fn cluster_ip_targets(svc: &Service, ports: &[k8s_openapi::api::core::v1::ServicePort]) -> Vec<Target> {
-    let Some(ip) = svc.spec.as_ref().and_then(|s| s.cluster_ip.clone()).filter(|ip| !ip.is_empty() && ip != "None")
-    else {
+    let Some(ip) = crate::runner::services::cluster_ip(svc) else {
         return Vec::new();
     };
     ports

@@ -1,33 +1,13 @@
 //! What the API says about a Service and what stands behind it, read once, without creating anything.
 
-use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use kube::api::{Api, ListParams};
 
 use crate::runner::Cluster;
-use crate::runner::endpoints::{self, EndpointAddress};
+use crate::runner::endpoints;
+pub use crate::runner::endpoints::{Endpoint, EndpointPort};
 use crate::runner::inventory::{self, NodeInfo};
 use crate::{Error, Result};
-
-/// One port of an endpoint, as the endpoints controller resolved the Service's targetPort.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct EndpointPort {
-    /// The Service port's name (empty or None for an unnamed single port).
-    pub name: Option<String>,
-    /// The resolved port number on the pod.
-    pub port: i32,
-    /// `TCP`, `UDP` or `SCTP`.
-    pub protocol: String,
-}
-
-/// One endpoint address with the ports it serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Address, backing pod and readiness.
-    pub address: EndpointAddress,
-    /// Ports served at that address.
-    pub ports: Vec<EndpointPort>,
-}
 
 /// Everything the read-only steps look at.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +52,7 @@ pub async fn gather(cluster: &Cluster, ns: &str, name: &str) -> Result<Facts> {
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    let endpoints = if service.is_some() { endpoints_of(cluster, ns, name).await? } else { Vec::new() };
+    let endpoints = if service.is_some() { endpoints::list(cluster, ns, name).await? } else { Vec::new() };
     // Nodes matter only to the node-port step; a user who may not list them still gets the rest.
     let nodes = inventory::nodes(cluster).await.unwrap_or_default();
     Ok(Facts {
@@ -86,97 +66,4 @@ pub async fn gather(cluster: &Cluster, ns: &str, name: &str) -> Result<Facts> {
         endpoints,
         nodes,
     })
-}
-
-async fn endpoints_of(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Endpoint>> {
-    if cluster.has_endpoint_slices {
-        let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), ns);
-        let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
-        let list = api.list(&lp).await.map_err(|e| Error::api("listing EndpointSlices", e))?;
-        Ok(from_slices(&list.items))
-    } else {
-        let api: Api<Endpoints> = Api::namespaced(cluster.client.clone(), ns);
-        let ep = api.get_opt(name).await.map_err(|e| Error::api("reading Endpoints", e))?;
-        Ok(ep.as_ref().map(from_endpoints).unwrap_or_default())
-    }
-}
-
-/// Endpoints with their ports from EndpointSlices.
-pub fn from_slices(slices: &[EndpointSlice]) -> Vec<Endpoint> {
-    slices
-        .iter()
-        .flat_map(|slice| {
-            let ports: Vec<EndpointPort> = slice
-                .ports
-                .iter()
-                .flatten()
-                .filter_map(|p| {
-                    Some(EndpointPort {
-                        name: p.name.clone().filter(|n| !n.is_empty()),
-                        port: p.port?,
-                        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                    })
-                })
-                .collect();
-            endpoints::from_slice(slice).into_iter().map(move |address| Endpoint { address, ports: ports.clone() })
-        })
-        .collect()
-}
-
-/// Endpoints with their ports from a core/v1 Endpoints object (one subset at a time).
-pub fn from_endpoints(ep: &Endpoints) -> Vec<Endpoint> {
-    let mut out = Vec::new();
-    for subset in ep.subsets.iter().flatten() {
-        let ports: Vec<EndpointPort> = subset
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| EndpointPort {
-                name: p.name.clone().filter(|n| !n.is_empty()),
-                port: p.port,
-                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-            })
-            .collect();
-        let one = Endpoints { subsets: Some(vec![subset.clone()]), ..Default::default() };
-        out.extend(
-            endpoints::from_endpoints(&one).into_iter().map(|address| Endpoint { address, ports: ports.clone() }),
-        );
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_and_slices_give_the_same_addresses_and_ports() {
-        let ep: Endpoints = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web"},
-            "subsets": [{
-                "addresses": [{"ip": "10.244.1.5", "targetRef": {"kind": "Pod", "name": "web-1"}}],
-                "notReadyAddresses": [{"ip": "10.244.2.6", "targetRef": {"kind": "Pod", "name": "web-2"}}],
-                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
-            }]
-        }))
-        .unwrap();
-        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
-            "addressType": "IPv4",
-            "endpoints": [
-                {"addresses": ["10.244.1.5"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "web-1"}},
-                {"addresses": ["10.244.2.6"], "conditions": {"ready": false}, "targetRef": {"kind": "Pod", "name": "web-2"}}
-            ],
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
-        }))
-        .unwrap();
-        let mut a = from_endpoints(&ep);
-        let mut b = from_slices(&[slice]);
-        a.sort_by(|x, y| x.address.cmp(&y.address));
-        b.sort_by(|x, y| x.address.cmp(&y.address));
-        assert_eq!(a, b);
-        assert_eq!(a.len(), 2);
-        assert!(a[0].address.ready && !a[1].address.ready);
-        assert_eq!(a[0].ports, vec![EndpointPort { name: Some("http".into()), port: 8080, protocol: "TCP".into() }]);
-    }
 }

@@ -13,6 +13,7 @@ use kube::runtime::watcher;
 
 use super::Cluster;
 use super::manifests::{self, AgentTemplate, COMPONENT_LABEL};
+use super::services;
 use crate::{Error, Result};
 
 /// A running agent as the runner addresses it.
@@ -284,11 +285,8 @@ fn not_ready_error(seen: &BTreeMap<String, Pod>, nodes: &[String], servers: usiz
 }
 
 async fn echo_cluster_ip(cluster: &Cluster, ns: &str) -> Result<String> {
-    let svc = Api::<Service>::namespaced(cluster.client.clone(), ns)
-        .get(manifests::ECHO_SERVICE)
-        .await
-        .map_err(|e| Error::api("reading the echo service", e))?;
-    svc.spec.and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None").ok_or_else(|| Error::Deploy {
+    let svc = services::read(cluster, ns, manifests::ECHO_SERVICE).await?;
+    svc.as_ref().and_then(services::cluster_ip).map(str::to_string).ok_or_else(|| Error::Deploy {
         object: format!("service/{}", manifests::ECHO_SERVICE),
         reason: "no ClusterIP assigned".into(),
     })

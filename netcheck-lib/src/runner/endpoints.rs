@@ -24,20 +24,45 @@ pub struct EndpointAddress {
     pub hostname: Option<String>,
 }
 
-/// All endpoint addresses of `service`, ready or not, deduplicated and sorted.
-pub async fn of_service(cluster: &Cluster, ns: &str, service: &str) -> Result<Vec<EndpointAddress>> {
-    let addresses = if cluster.has_endpoint_slices {
+/// One port of an endpoint, as the endpoints controller resolved the Service's targetPort.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EndpointPort {
+    /// The Service port's name (empty or None for an unnamed single port).
+    pub name: Option<String>,
+    /// The resolved port number on the pod.
+    pub port: i32,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+}
+
+/// One endpoint address with the ports it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Address, backing pod and readiness.
+    pub address: EndpointAddress,
+    /// Ports served at that address.
+    pub ports: Vec<EndpointPort>,
+}
+
+/// Every endpoint of `service` with the ports it serves, ready or not: the one read of a Service's
+/// endpoints from the API (EndpointSlices where served, Endpoints otherwise).
+pub async fn list(cluster: &Cluster, ns: &str, service: &str) -> Result<Vec<Endpoint>> {
+    if cluster.has_endpoint_slices {
         let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), ns);
         let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
         let list = api.list(&lp).await.map_err(|e| Error::api("listing EndpointSlices", e))?;
-        list.items.iter().flat_map(from_slice).collect::<BTreeSet<_>>()
+        Ok(with_ports_from_slices(&list.items))
     } else {
         let api: Api<Endpoints> = Api::namespaced(cluster.client.clone(), ns);
-        match api.get_opt(service).await.map_err(|e| Error::api("reading Endpoints", e))? {
-            Some(ep) => from_endpoints(&ep),
-            None => BTreeSet::new(),
-        }
-    };
+        let ep = api.get_opt(service).await.map_err(|e| Error::api("reading Endpoints", e))?;
+        Ok(ep.as_ref().map(with_ports_from_endpoints).unwrap_or_default())
+    }
+}
+
+/// All endpoint addresses of `service`, ready or not, deduplicated and sorted.
+pub async fn of_service(cluster: &Cluster, ns: &str, service: &str) -> Result<Vec<EndpointAddress>> {
+    let addresses: BTreeSet<EndpointAddress> =
+        list(cluster, ns, service).await?.into_iter().map(|e| e.address).collect();
     Ok(addresses.into_iter().collect())
 }
 
@@ -118,6 +143,48 @@ fn api_server_in_slice(slice: &EndpointSlice) -> Option<(String, i32)> {
     let port = slice.ports.iter().flatten().find(|p| p.name.as_deref() == Some("https"))?.port?;
     let ip = slice.endpoints.first()?.addresses.first()?.clone();
     Some((ip, port))
+}
+
+/// Endpoints with their ports from EndpointSlices.
+pub fn with_ports_from_slices(slices: &[EndpointSlice]) -> Vec<Endpoint> {
+    slices
+        .iter()
+        .flat_map(|slice| {
+            let ports: Vec<EndpointPort> = slice
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some(EndpointPort {
+                        name: p.name.clone().filter(|n| !n.is_empty()),
+                        port: p.port?,
+                        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    })
+                })
+                .collect();
+            from_slice(slice).into_iter().map(move |address| Endpoint { address, ports: ports.clone() })
+        })
+        .collect()
+}
+
+/// Endpoints with their ports from a core/v1 Endpoints object (one subset at a time).
+pub fn with_ports_from_endpoints(ep: &Endpoints) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    for subset in ep.subsets.iter().flatten() {
+        let ports: Vec<EndpointPort> = subset
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| EndpointPort {
+                name: p.name.clone().filter(|n| !n.is_empty()),
+                port: p.port,
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            })
+            .collect();
+        let one = Endpoints { subsets: Some(vec![subset.clone()]), ..Default::default() };
+        out.extend(from_endpoints(&one).into_iter().map(|address| Endpoint { address, ports: ports.clone() }));
+    }
+    out
 }
 
 /// Addresses of one EndpointSlice. A missing `ready` condition means ready (API convention).
@@ -204,5 +271,36 @@ mod tests {
         assert_eq!(api_server_in_slice(&slice), Some(("10.250.0.1".to_string(), 6443)));
         let unnamed = EndpointSlice { ports: Some(vec![]), ..slice };
         assert_eq!(api_server_in_slice(&unnamed), None);
+    }
+
+    #[test]
+    fn endpoints_and_slices_give_the_same_addresses_and_ports() {
+        let ep: Endpoints = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "subsets": [{
+                "addresses": [{"ip": "10.244.1.5", "targetRef": {"kind": "Pod", "name": "web-1"}}],
+                "notReadyAddresses": [{"ip": "10.244.2.6", "targetRef": {"kind": "Pod", "name": "web-2"}}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
+            }]
+        }))
+        .unwrap();
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.244.1.5"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "web-1"}},
+                {"addresses": ["10.244.2.6"], "conditions": {"ready": false}, "targetRef": {"kind": "Pod", "name": "web-2"}}
+            ],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
+        }))
+        .unwrap();
+        let mut a = with_ports_from_endpoints(&ep);
+        let mut b = with_ports_from_slices(&[slice]);
+        a.sort_by(|x, y| x.address.cmp(&y.address));
+        b.sort_by(|x, y| x.address.cmp(&y.address));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 2);
+        assert!(a[0].address.ready && !a[1].address.ready);
+        assert_eq!(a[0].ports, vec![EndpointPort { name: Some("http".into()), port: 8080, protocol: "TCP".into() }]);
     }
 }

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod inventory;
 pub mod manifests;
 pub mod namespace;
+pub mod services;
 pub mod settle;
 
 use std::time::{Duration, Instant};

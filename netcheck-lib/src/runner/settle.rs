@@ -10,15 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::Api;
 
 use super::channel::Channel;
 use super::endpoints::{self, EndpointAddress};
 use super::manifests::{AFFINITY_SERVICE, ECHO_HTTP_PORT, ECHO_SERVICE, LOCAL_SERVICE, NODEPORT_SERVICE};
 use super::{Agents, Cluster};
+use crate::Result;
 use crate::protocol::{Action, HttpProbe};
-use crate::{Error, Result};
 
 /// How long the API and then the data plane may each take to settle.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -62,11 +60,8 @@ pub async fn wait(cluster: &Cluster, channel: &Channel, ns: &str, agents: &Agent
 
 /// The Service's ClusterIP; None when the Service does not exist (a session without it).
 async fn cluster_ip(cluster: &Cluster, ns: &str, service: &str) -> Result<Option<String>> {
-    let svc = Api::<Service>::namespaced(cluster.client.clone(), ns)
-        .get_opt(service)
-        .await
-        .map_err(|e| Error::api(format!("reading service/{service}"), e))?;
-    Ok(svc.and_then(|s| s.spec).and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None"))
+    let svc = super::services::read(cluster, ns, service).await?;
+    Ok(svc.as_ref().and_then(super::services::cluster_ip).map(str::to_string))
 }
 
 /// Reads the Service's endpoints until every address in `servers` is listed as ready, or [`SETTLE_TIMEOUT`].

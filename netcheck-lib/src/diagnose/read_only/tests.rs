@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::diagnose::facts::{self, Facts};
+use crate::diagnose::facts::Facts;
 
 fn fixture() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/diagnose/service-web.json");
@@ -23,7 +23,9 @@ fn facts_of(doc: &Value) -> Facts {
         service_names,
         pods: serde_json::from_value(doc["pods"].clone()).unwrap(),
         events: serde_json::from_value(doc["events"].clone()).unwrap(),
-        endpoints: facts::from_endpoints(&serde_json::from_value(doc["endpoints"].clone()).unwrap()),
+        endpoints: crate::runner::endpoints::with_ports_from_endpoints(
+            &serde_json::from_value(doc["endpoints"].clone()).unwrap(),
+        ),
         nodes: Vec::new(),
     }
 }
