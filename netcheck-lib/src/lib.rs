@@ -20,7 +20,7 @@ pub mod runner;
 pub mod scenario;
 #[cfg(test)]
 mod schema_walk;
-pub mod stats;
+pub(crate) mod stats;
 
 pub use error::{Error, Result};
 /// The orders and results exchanged with the agents (the `netcheck-protocol` crate, which the

@@ -5,7 +5,7 @@ use kube::api::{Api, ListParams};
 
 use crate::runner::Cluster;
 use crate::runner::endpoints;
-pub use crate::runner::endpoints::{Endpoint, EndpointPort};
+pub(crate) use crate::runner::endpoints::Endpoint;
 use crate::runner::inventory::{self, NodeInfo};
 use crate::{Error, Result};
 

@@ -2,14 +2,14 @@
 //! its selector, pods, ports and endpoints to the data plane and DNS — and stops at the first broken
 //! link with the evidence and a next step.
 //!
-//! The read-only links ([`read_only`]) need only `get`/`list` on the Service's namespace. The active
-//! links ([`active`]) deploy one client agent per node in a temporary namespace (deleted on every exit
+//! The read-only links (`read_only.rs`) need only `get`/`list` on the Service's namespace. The active
+//! links (`active.rs`) deploy one client agent per node in a temporary namespace (deleted on every exit
 //! path, like a run's) and probe from there. A link after a broken one is not checked: its status is
 //! `skip`, and it says which link stopped the walk.
 
-pub mod active;
-pub mod facts;
-pub mod read_only;
+pub(crate) mod active;
+pub(crate) mod facts;
+pub(crate) mod read_only;
 pub mod render;
 
 use std::time::Instant;

@@ -13,7 +13,7 @@ pub mod inventory;
 pub mod manifests;
 pub mod namespace;
 pub mod services;
-pub mod settle;
+pub(crate) mod settle;
 
 use std::time::{Duration, Instant};
 
