@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject as RbacSubject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -220,10 +221,27 @@ pub fn client_hostname(node: &str) -> String {
     label.trim_matches('-').to_string()
 }
 
-/// A client agent pinned to `node` (through the scheduler, so that taints and admission apply).
+/// A client agent pinned to `node` (through the scheduler, so that taints and admission apply), by the
+/// node's name itself (`matchFields metadata.name`, as DaemonSets pin): the `kubernetes.io/hostname`
+/// label need not equal the name (cloud providers set it to the host's name).
 pub fn client_pod(ns: &str, node: &str, template: &AgentTemplate) -> Pod {
     let mut spec = agent_pod_spec(template, vec![]);
-    spec.node_selector = Some(BTreeMap::from([("kubernetes.io/hostname".to_string(), node.to_string())]));
+    spec.affinity = Some(Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_fields: Some(vec![NodeSelectorRequirement {
+                        key: "metadata.name".into(),
+                        operator: "In".into(),
+                        values: Some(vec![node.to_string()]),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     spec.hostname = Some(client_hostname(node));
     spec.subdomain = Some(CLIENTS_SERVICE.into());
     Pod {
@@ -456,7 +474,11 @@ mod tests {
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
-        assert_eq!(spec.node_selector.unwrap()["kubernetes.io/hostname"], "node-a");
+        let terms = spec.affinity.unwrap().node_affinity.unwrap().required_during_scheduling_ignored_during_execution;
+        let field = &terms.unwrap().node_selector_terms[0].match_fields.clone().unwrap()[0];
+        assert_eq!((field.key.as_str(), field.operator.as_str()), ("metadata.name", "In"));
+        assert_eq!(field.values.as_deref(), Some(&["node-a".to_string()][..]));
+        assert_eq!(spec.node_selector, None, "the hostname label may differ from the node's name");
         assert_eq!(spec.tolerations, None);
     }
 
