@@ -79,6 +79,9 @@ enum Command {
         /// Delete every netcheck namespace, expired or not.
         #[arg(long)]
         all: bool,
+        /// Only print what would be deleted, and why.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -261,7 +264,7 @@ async fn dispatch(command: Command) -> ExitCode {
             print!("{}", list());
             ExitCode::SUCCESS
         }
-        Command::Gc { cluster, all } => gc(cluster, all).await,
+        Command::Gc { cluster, all, dry_run } => gc(cluster, all, dry_run).await,
     }
 }
 
@@ -387,19 +390,20 @@ fn list() -> String {
     out
 }
 
-async fn gc(cluster: ClusterArgs, all: bool) -> ExitCode {
+async fn gc(cluster: ClusterArgs, all: bool, dry_run: bool) -> ExitCode {
     let connected = match runner::connect(&cluster.options()).await {
         Ok(c) => c,
         Err(e) => return fail_error(&e),
     };
-    match runner::namespace::collect_garbage(&connected.client, all).await {
-        Ok(deleted) if deleted.is_empty() => {
-            println!("no netcheck namespace to delete");
-            ExitCode::SUCCESS
-        }
-        Ok(deleted) => {
-            for name in deleted {
-                println!("deleted namespace {name}");
+    match runner::namespace::collect_garbage(&connected.client, all, dry_run).await {
+        Ok(decisions) => {
+            if !decisions.iter().any(|d| d.deleted) {
+                println!("no netcheck namespace to delete");
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for d in decisions {
+                let action = if d.deleted { verb } else { "kept" };
+                println!("{action} namespace {}: {}", d.name, d.why);
             }
             ExitCode::SUCCESS
         }

@@ -20,6 +20,9 @@ use crate::protocol::{HTTP_PORT, UDP_PORT};
 
 /// Label key/value on every object netcheck creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "netcheck");
+/// Label of a run's namespace carrying the run id (the namespace is named `netcheck-<run id>`): with
+/// the name and [`EXPIRES_ANNOTATION`], what tells `netcheck gc` that netcheck created it.
+pub const RUN_ID_LABEL: &str = "netcheck.dev/run-id";
 /// Annotation with the RFC 3339 time after which `netcheck gc` may delete a run's namespace.
 pub const EXPIRES_ANNOTATION: &str = "netcheck.dev/expires-at";
 /// Label telling agent roles apart.
@@ -63,17 +66,23 @@ fn meta(name: &str, namespace: &str, extra_labels: &[(&str, &str)]) -> ObjectMet
     }
 }
 
-/// The run's namespace, labelled and annotated with its expiry.
-pub fn namespace(name: &str, expires_at: &str) -> Namespace {
+/// The namespace of run `run_id`, `netcheck-<run_id>`, labelled with the run id and annotated with its
+/// expiry.
+pub fn namespace(run_id: &str, expires_at: &str) -> Namespace {
     Namespace {
         metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(labels(&[])),
+            name: Some(namespace_name(run_id)),
+            labels: Some(labels(&[(RUN_ID_LABEL, run_id)])),
             annotations: Some(BTreeMap::from([(EXPIRES_ANNOTATION.to_string(), expires_at.to_string())])),
             ..Default::default()
         },
         ..Default::default()
     }
+}
+
+/// The name of run `run_id`'s namespace.
+pub fn namespace_name(run_id: &str) -> String {
+    format!("netcheck-{run_id}")
 }
 
 /// Service account, role and binding: agents may only read and answer the ConfigMaps (orders) of their

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Cluster;
-use super::manifests::{self, EXPIRES_ANNOTATION, MANAGED_BY};
+use super::manifests::{self, EXPIRES_ANNOTATION, MANAGED_BY, RUN_ID_LABEL};
 use crate::{Error, Result};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -17,9 +17,9 @@ pub fn new_run_id() -> String {
 
 /// Creates `netcheck-<run_id>`, expiring after `ttl`.
 pub async fn create(client: &kube::Client, run_id: &str, ttl: Duration) -> Result<String> {
-    let name = format!("netcheck-{run_id}");
+    let name = manifests::namespace_name(run_id);
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl.as_secs() as i64);
-    let ns = manifests::namespace(&name, &expires.to_string());
+    let ns = manifests::namespace(run_id, &expires.to_string());
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await
@@ -36,31 +36,62 @@ pub async fn delete(client: &kube::Client, name: &str) -> Result<()> {
     }
 }
 
-/// Deletes netcheck's namespaces: all of them, or only those whose expiry has passed. Returns the names.
-pub async fn collect_garbage(client: &kube::Client, all: bool) -> Result<Vec<String>> {
+/// What `netcheck gc` decided about one namespace labelled as managed by netcheck.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// The namespace.
+    pub name: String,
+    /// Whether it is (or, in a dry run, would be) deleted.
+    pub deleted: bool,
+    /// Why: expired when, `--all`, not expired until when, or why it is not netcheck's own.
+    pub why: String,
+}
+
+/// Deletes netcheck's own namespaces: all of them (`all`), or those whose expiry has passed; with
+/// `dry_run`, only says what it would delete. Returns a decision for every namespace labelled
+/// `managed-by=netcheck`, deleted or not, with the reason.
+///
+/// A namespace is netcheck's own only when it carries the run id label, is named after that run id,
+/// and has a readable expiry: the generic `managed-by` label alone may be anyone's (see [`judge`]).
+pub async fn collect_garbage(client: &kube::Client, all: bool, dry_run: bool) -> Result<Vec<Collected>> {
     let api: Api<Namespace> = Api::all(client.clone());
     let lp = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let list = api.list(&lp).await.map_err(|e| Error::api("listing netcheck namespaces", e))?;
     let now = jiff::Timestamp::now();
-    let mut deleted = Vec::new();
-    for ns in list.items {
-        let name = ns.metadata.name.clone().unwrap_or_default();
-        if ns.metadata.deletion_timestamp.is_some() {
-            continue;
+    let mut decisions = Vec::new();
+    for ns in list.items.iter().filter(|ns| ns.metadata.deletion_timestamp.is_none()) {
+        let decision = judge(ns, all, now);
+        if decision.deleted && !dry_run {
+            delete(client, &decision.name).await?;
         }
-        let expired = ns
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(EXPIRES_ANNOTATION))
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .is_none_or(|t| t <= now);
-        if all || expired {
-            delete(client, &name).await?;
-            deleted.push(name);
-        }
+        decisions.push(decision);
     }
-    Ok(deleted)
+    Ok(decisions)
+}
+
+/// Whether `gc` deletes `ns` at `now`, and why. Pure.
+pub fn judge(ns: &Namespace, all: bool, now: jiff::Timestamp) -> Collected {
+    let name = ns.metadata.name.clone().unwrap_or_default();
+    let run_id = ns.metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL));
+    let expiry = ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION));
+    let keep = |why: String| Collected { name: name.clone(), deleted: false, why };
+    let Some(run_id) = run_id else {
+        return keep(format!("left alone: not created by netcheck (no {RUN_ID_LABEL} label)"));
+    };
+    if manifests::namespace_name(run_id) != name {
+        return keep(format!(
+            "left alone: not created by netcheck (run {run_id}'s namespace would be named {})",
+            manifests::namespace_name(run_id)
+        ));
+    }
+    let Some(expires) = expiry.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+        return keep(format!("left alone: not created by netcheck (no readable {EXPIRES_ANNOTATION} annotation)"));
+    };
+    match (all, expires <= now) {
+        (_, true) => Collected { name, deleted: true, why: format!("run {run_id}, expired at {expires}") },
+        (true, false) => Collected { name, deleted: true, why: format!("run {run_id}, expires at {expires}; --all") },
+        (false, false) => keep(format!("run {run_id}, expires at {expires}")),
+    }
 }
 
 /// Deletes the namespace when dropped unless disarmed: the last line of defence on panic.
@@ -89,5 +120,44 @@ impl Drop for NamespaceGuard {
         self.cluster.block_on_own_client(move |client| async move {
             tokio::time::timeout(Duration::from_secs(10), delete(&client, &name)).await.ok()
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> jiff::Timestamp {
+        t.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn gc_takes_its_own_expired_namespaces_and_all_of_its_own_with_all() {
+        let own = manifests::namespace("ab12cd", "2026-12-04T10:00:00Z");
+        let early = at("2026-12-04T09:00:00Z");
+        let late = at("2026-12-04T11:00:00Z");
+        let kept = judge(&own, false, early);
+        assert_eq!((kept.name.as_str(), kept.deleted), ("netcheck-ab12cd", false));
+        assert!(kept.why.contains("expires at 2026-12-04T10:00:00Z"), "{}", kept.why);
+        assert!(judge(&own, true, early).deleted, "--all");
+        let expired = judge(&own, false, late);
+        assert!(expired.deleted && expired.why.contains("expired at"), "{}", expired.why);
+    }
+
+    #[test]
+    fn gc_leaves_a_namespace_that_only_carries_the_managed_by_label() {
+        let late = at("2030-01-01T00:00:00Z");
+        let mut decoy = manifests::namespace("ab12cd", "2026-12-04T10:00:00Z");
+        decoy.metadata.labels.as_mut().expect("labels").remove(RUN_ID_LABEL);
+        let verdict = judge(&decoy, true, late);
+        assert!(!verdict.deleted && verdict.why.contains("not created by netcheck"), "{}", verdict.why);
+
+        let mut renamed = manifests::namespace("ab12cd", "2026-12-04T10:00:00Z");
+        renamed.metadata.name = Some("team-payments".into());
+        assert!(!judge(&renamed, true, late).deleted, "the name must be the run's");
+
+        let mut no_expiry = manifests::namespace("ab12cd", "2026-12-04T10:00:00Z");
+        no_expiry.metadata.annotations = None;
+        assert!(!judge(&no_expiry, true, late).deleted, "no expiry: not netcheck's");
     }
 }
