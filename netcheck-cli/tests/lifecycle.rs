@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 
@@ -69,12 +69,31 @@ async fn keep_leaves_the_namespace_and_gc_collects_it() {
     assert!(live_namespaces(&client).await.contains(&kept), "--keep keeps {kept}");
     assert!(!before.contains(&kept));
 
-    // Not expired yet: plain gc leaves it, gc --all deletes it.
+    // A decoy: someone else's namespace with only the generic managed-by label. gc never takes it.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let decoy_name = format!("decoy-{}", std::process::id());
+    let decoy: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": decoy_name, "labels": {"app.kubernetes.io/managed-by": "netcheck"}}
+    }))
+    .unwrap();
+    namespaces.create(&PostParams::default(), &decoy).await.unwrap();
+
+    // Not expired yet: plain gc leaves it, a dry run names it and deletes nothing, gc --all deletes it.
     let gc = Command::new(BIN).arg("gc").output().unwrap();
     assert_eq!(gc.status.code(), Some(0));
     assert!(live_namespaces(&client).await.contains(&kept));
+    let dry = Command::new(BIN).args(["gc", "--all", "--dry-run"]).output().unwrap();
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0));
+    assert!(dry_out.contains(&format!("would delete namespace {kept}: run ")), "{dry_out}");
+    assert!(live_namespaces(&client).await.contains(&kept), "a dry run deletes nothing");
     let gc_all = Command::new(BIN).args(["gc", "--all"]).output().unwrap();
+    let gc_out = String::from_utf8_lossy(&gc_all.stdout);
     assert_eq!(gc_all.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&gc_all.stdout).contains(&kept));
-    assert!(!live_namespaces(&client).await.contains(&kept));
+    assert!(gc_out.contains(&format!("deleted namespace {kept}")), "{gc_out}");
+    assert!(gc_out.contains(&format!("kept namespace {decoy_name}: left alone: not created by netcheck")), "{gc_out}");
+    let live = live_namespaces(&client).await;
+    namespaces.delete(&decoy_name, &Default::default()).await.unwrap();
+    assert!(!live.contains(&kept));
+    assert!(live.contains(&decoy_name), "gc --all took a namespace it did not create");
 }
