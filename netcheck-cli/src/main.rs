@@ -122,11 +122,11 @@ struct RunArgs {
     #[arg(long, value_enum, default_value = "auto")]
     from_runner: FromRunnerArg,
     /// The cluster's DNS domain, under which Service names are expected.
-    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN", value_parser = parse_dns_name)]
     cluster_domain: String,
     /// Opt in to dns/external: this name must resolve from every node (needs the cluster's DNS
     /// to reach an upstream; netcheck never picks a name on its own).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_dns_name)]
     external_name: Option<String>,
     /// Compare with an earlier JSON report (e.g. from before an upgrade): a result that passed and
     /// no longer does, or a time worse by more than --tolerance, is a regression and exits 1.
@@ -167,7 +167,7 @@ struct DiagnoseArgs {
     #[arg(long)]
     tolerate_taints: bool,
     /// The cluster's DNS domain.
-    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN", value_parser = parse_dns_name)]
     cluster_domain: String,
 }
 
@@ -190,14 +190,44 @@ fn service_name(target: &str) -> Result<String, String> {
     }
 }
 
+/// The longest duration a flag accepts: nothing netcheck waits for takes a day.
+const MAX_FLAG_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration flag: `30s`, `2m`, `500ms`, `1m30s` (jiff's friendly format, or ISO 8601 `PT2M`), or
+/// a bare number of seconds; more than zero and at most a day.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30s, 2m or 500ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("'{text}' is not a duration like 30s, 2m or 500ms")),
+    let not_a_duration = || format!("'{text}' is not a duration like 30s, 2m or 500ms");
+    let parsed = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let d: jiff::SignedDuration = text.parse().map_err(|_| not_a_duration())?;
+            Duration::try_from(d).map_err(|_| format!("'{text}' is negative: give a duration like 30s"))?
+        }
+    };
+    if parsed.is_zero() {
+        return Err(format!("'{text}' is zero: give a duration like 30s"));
+    }
+    if parsed > MAX_FLAG_DURATION {
+        return Err(format!("'{text}' is longer than a day (24h)"));
+    }
+    Ok(parsed)
+}
+
+/// A DNS name flag (`--cluster-domain`, `--external-name`): dot-separated labels of a-z, 0-9 and `-`
+/// (case-insensitive), each 1 to 63 characters and not starting or ending with `-`, at most 253 in all;
+/// one trailing dot allowed and dropped.
+fn parse_dns_name(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(format!("'{text}' is not a DNS name (labels of a-z, 0-9 and -, separated by dots)"))
     }
 }
 
@@ -354,10 +384,10 @@ async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     progress.finish();
     let checklist = match outcome {
         Ok(c) => c,
-        Err(e @ Error::Input(_)) => {
+        Err(e @ Error::NoSuchPort { .. }) => {
             return fail(&format!("{e}\n  → name one of the Service's ports with --port, or leave it out"));
         }
-        Err(e @ Error::Api { .. }) if e.to_string().contains("forbidden") => {
+        Err(e) if e.is_forbidden() => {
             return fail(&format!("{e}\n  → --read-only runs only the steps that create nothing"));
         }
         Err(e @ Error::Timeout { .. }) => {
@@ -419,6 +449,9 @@ fn fail_error(error: &Error) -> ExitCode {
         Error::Deploy { .. } => "fix the cause above (for a missing image: load it into the nodes or pass --image)",
         Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
         Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
+        Error::NoUsableNode => "uncordon a Ready node, or pass --tolerate-taints to run agents on tainted nodes",
+        Error::NoSuchPort { .. } => "name one of the Service's ports with --port, or leave it out",
+        e if e.is_forbidden() => "the API refused for lack of permission: grant the verb and resource named above",
         Error::Interrupted { signal } => {
             eprintln!(
                 "netcheck: {error}\n  → the run stopped; its namespace is deleted unless --keep was given (`netcheck gc` \
@@ -446,7 +479,29 @@ mod tests {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45), "a bare number is seconds");
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn durations_that_are_zero_negative_huge_or_overflowing_are_refused() {
+        assert!(parse_duration("0").unwrap_err().contains("zero"));
+        assert!(parse_duration("0s").unwrap_err().contains("zero"));
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+        assert!(parse_duration("25h").unwrap_err().contains("longer than a day"));
+        assert!(parse_duration("18446744073709551615m").is_err(), "no overflow panic");
+        assert!(parse_duration("18446744073709551615").unwrap_err().contains("longer than a day"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn dns_name_flags_are_validated() {
+        assert_eq!(parse_dns_name("cluster.local").unwrap(), "cluster.local");
+        assert_eq!(parse_dns_name("Corp.Example.").unwrap(), "corp.example", "trailing dot and case");
+        for bad in ["", ".", "a..b", "-a.b", "a b", "a_b.local", "x/y", &"a".repeat(64), &"a.".repeat(130)] {
+            assert!(parse_dns_name(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

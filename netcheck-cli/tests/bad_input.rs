@@ -131,3 +131,21 @@ fn unreadable_or_foreign_baseline_is_named_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--tolerance -5 is not a percentage"), "{}", stderr(&out));
 }
+
+#[test]
+fn flag_values_are_validated_before_anything_runs() {
+    for (args, expected) in [
+        (&["run", "--timeout", "0"][..], "is zero"),
+        (&["run", "--timeout", "99999999999999999999m"][..], "not a duration"),
+        (&["run", "--timeout", "25h"][..], "longer than a day"),
+        (&["run", "--cluster-domain", "cluster local"][..], "is not a DNS name"),
+        (&["run", "--external-name=-bad.example"][..], "is not a DNS name"),
+        (&["diagnose", "service/web", "--cluster-domain", "a..b"][..], "is not a DNS name"),
+    ] {
+        let out = netcheck(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -49,6 +49,19 @@ pub enum Error {
     /// A scenario file or check selection is invalid.
     #[error("{0}")]
     Scenario(#[from] crate::scenario::ScenarioError),
+    /// No node can host a client agent: every node is NotReady, cordoned or tainted.
+    #[error("no node can run a client agent (all are NotReady, cordoned or tainted)")]
+    NoUsableNode,
+    /// The Service has no port by the name or number given (`diagnose --port`).
+    #[error("service/{service} has no port '{wanted}' (its ports: {ports})")]
+    NoSuchPort {
+        /// The Service.
+        service: String,
+        /// The port asked for.
+        wanted: String,
+        /// The Service's ports, comma-separated.
+        ports: String,
+    },
     /// Invalid input that is not a scenario (an unknown check id on the command line, a bad flag value).
     #[error("invalid input: {0}")]
     Input(String),
@@ -89,5 +102,17 @@ impl Error {
     /// Wraps a kube error with what netcheck was doing.
     pub fn api(action: impl Into<String>, source: kube::Error) -> Self {
         Error::Api { action: action.into(), source: Box::new(source) }
+    }
+
+    /// Whether the API refused the call for lack of permission (HTTP 403).
+    ///
+    /// ```
+    /// let status = kube::core::Status { code: 403, ..Default::default() };
+    /// let e = netcheck::Error::api("creating pods", kube::Error::Api(Box::new(status)));
+    /// assert!(e.is_forbidden());
+    /// assert!(!netcheck::Error::NoUsableNode.is_forbidden());
+    /// ```
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Error::Api { source, .. } if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403))
     }
 }

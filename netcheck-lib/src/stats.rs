@@ -31,15 +31,6 @@ pub struct Distribution {
 ///
 /// Returns `None` when there are fewer than 2 backends or no requests at all, because evenness
 /// means nothing there.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// let even = BTreeMap::from([("a".to_string(), 100), ("b".to_string(), 100), ("c".to_string(), 100)]);
-/// assert!(netcheck::stats::evenness(&even).unwrap().p_value > 0.99);
-/// let skewed = BTreeMap::from([("a".to_string(), 280), ("b".to_string(), 10), ("c".to_string(), 10)]);
-/// let d = netcheck::stats::evenness(&skewed).unwrap();
-/// assert!(d.p_value < 0.001 && d.min_share_of_fair < 0.5);
-/// ```
 pub fn evenness(counts: &BTreeMap<String, u64>) -> Option<Distribution> {
     let k = counts.len();
     let total: u64 = counts.values().sum();
@@ -87,12 +78,6 @@ pub struct Percentiles {
 ///
 /// Nearest-rank always returns an observed sample, never an interpolated value, so a reported
 /// p99 is a latency that really happened. Returns `None` when there are no usable samples.
-///
-/// ```
-/// let p = netcheck::stats::percentiles(&[1.0, 2.0, 3.0, 4.0, 100.0]).unwrap();
-/// assert_eq!((p.p50, p.max), (3.0, 100.0));
-/// assert!(netcheck::stats::percentiles(&[]).is_none());
-/// ```
 pub fn percentiles(samples_ms: &[f64]) -> Option<Percentiles> {
     let mut sorted: Vec<f64> = samples_ms.iter().copied().filter(|s| !s.is_nan()).collect();
     if sorted.is_empty() {
@@ -122,6 +107,22 @@ pub(crate) fn round2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_even_split_passes_and_a_skewed_one_fails_both_measures() {
+        let even = BTreeMap::from([("a".to_string(), 100), ("b".to_string(), 100), ("c".to_string(), 100)]);
+        assert!(evenness(&even).expect("3 backends").p_value > 0.99);
+        let skewed = BTreeMap::from([("a".to_string(), 280), ("b".to_string(), 10), ("c".to_string(), 10)]);
+        let d = evenness(&skewed).expect("3 backends");
+        assert!(d.p_value < 0.001 && d.min_share_of_fair < 0.5);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles_are_observed_samples() {
+        let p = percentiles(&[1.0, 2.0, 3.0, 4.0, 100.0]).expect("samples");
+        assert_eq!((p.p50, p.max), (3.0, 100.0));
+        assert!(percentiles(&[]).is_none());
+    }
 
     fn counts(values: &[u64]) -> BTreeMap<String, u64> {
         values.iter().enumerate().map(|(i, &c)| (format!("backend-{i}"), c)).collect()

@@ -18,7 +18,7 @@ use crate::{Error, Result};
 /// The read-only steps, in order, ending with the first broken one (if any).
 ///
 /// # Errors
-/// [`Error::Input`] when `port` names no port of the Service.
+/// [`Error::NoSuchPort`] when `port` names no port of the Service.
 pub fn walk(facts: &Facts, port: Option<&str>) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     let service = service_step(facts);
@@ -71,7 +71,7 @@ pub fn selected_ports(svc: &Service, port: Option<&str>) -> Result<Vec<ServicePo
         } else {
             all.iter().map(describe_port).collect::<Vec<_>>().join(", ")
         };
-        return Err(Error::Input(format!("service/{name} has no port '{wanted}' (its ports: {list})")));
+        return Err(Error::NoSuchPort { service: name, wanted: wanted.to_string(), ports: list });
     }
     Ok(found)
 }

@@ -131,7 +131,7 @@ impl Session {
             .map(|n| n.name.clone())
             .collect();
         if usable.is_empty() {
-            return Err(Error::Input("no node can run a client agent (all are NotReady, cordoned or tainted)".into()));
+            return Err(Error::NoUsableNode);
         }
         let started = Instant::now();
         let run_id = namespace::new_run_id();

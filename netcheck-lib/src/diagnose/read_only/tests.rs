@@ -215,7 +215,7 @@ fn external_name_and_selectorless_services_skip_the_pod_links() {
 fn an_unknown_port_is_an_input_error_listing_the_ports() {
     let facts = facts_of(&fixture());
     let err = walk(&facts, Some("9090")).unwrap_err().to_string();
-    assert_eq!(err, "invalid input: service/web has no port '9090' (its ports: http 80→8080/TCP)");
+    assert_eq!(err, "service/web has no port '9090' (its ports: http 80→8080/TCP)");
     assert_eq!(walk(&facts, Some("http")).unwrap().len(), 5);
     assert_eq!(walk(&facts, Some("80")).unwrap().len(), 5);
 }
