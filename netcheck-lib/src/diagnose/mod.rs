@@ -3,7 +3,7 @@
 //! link with the evidence and a next step.
 //!
 //! The read-only links (`read_only.rs`) need only `get`/`list` on the Service's namespace. The active
-//! links (`active.rs`) deploy one client agent per node in a temporary namespace (deleted on every exit
+//! links (`active/`) deploy one client agent per node in a temporary namespace (deleted on every exit
 //! path, like a run's) and probe from there. A link after a broken one is not checked: its status is
 //! `skip`, and it says which link stopped the walk.
 

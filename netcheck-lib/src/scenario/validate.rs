@@ -1,25 +1,6 @@
-//! Scenarios: Kubernetes-style YAML documents that select checks and set their parameters.
-//!
-//! ```yaml
-//! apiVersion: netcheck.dev/v1
-//! kind: Scenario
-//! metadata:
-//!   name: my-scenario
-//!   description: optional
-//! spec:
-//!   checks:
-//!     - id: clusterip/reachable
-//!       params: {requests: 30}
-//!     - pod/direct            # a bare id selects a check with its default parameters
-//! ```
-//!
-//! Parsing happens in two steps: YAML into raw structs that keep source locations, then validation
-//! against the [`catalog`](crate::catalog::checks). Every error names `FILE:LINE:COL` of the
-//! offending item.
+//! Parsing a scenario: YAML into raw structs that keep source locations, then validation against the catalog.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -27,134 +8,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
+use super::{API_VERSION, KIND, Params, Scenario, ScenarioError, SelectedCheck};
 use crate::catalog::{self, CheckSpec, ParamKind, ParamSpec, ParamValue};
-
-/// The `apiVersion` scenarios must declare.
-pub const API_VERSION: &str = "netcheck.dev/v1";
-/// The `kind` scenarios must declare.
-pub const KIND: &str = "Scenario";
-
-/// Why a scenario or a check selection is invalid.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    /// The document is malformed or does not match the catalog.
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid {
-        /// The file (or built-in scenario) concerned.
-        file: String,
-        /// 1-based line of the offending item.
-        line: u64,
-        /// 1-based column of the offending item.
-        column: u64,
-        /// What is wrong.
-        message: String,
-    },
-    /// The name is neither a built-in scenario nor an existing file.
-    #[error("no built-in scenario and no file named `{name}` (built-in scenarios: {builtins})")]
-    NotFound {
-        /// The name or path given.
-        name: String,
-        /// Built-in scenario names, comma-separated.
-        builtins: String,
-    },
-    /// The scenario file exists but could not be read.
-    #[error("cannot read scenario file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A check id given outside a file (`--check`, `--skip`) is not in the catalog.
-    #[error("unknown check id `{id}` (known checks: {known})")]
-    UnknownCheck {
-        /// The id given.
-        id: String,
-        /// Known check ids, comma-separated.
-        known: String,
-    },
-    /// A selection by id named no checks at all.
-    #[error("no checks selected")]
-    NoChecks,
-}
-
-/// A validated scenario: which checks run, with which parameters.
-#[derive(Debug, Clone)]
-pub struct Scenario {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.description`, empty when absent.
-    pub description: String,
-    /// The selected checks, in the order the scenario lists them.
-    pub checks: Vec<SelectedCheck>,
-}
-
-/// One check of a scenario with its parameters.
-#[derive(Debug, Clone)]
-pub struct SelectedCheck {
-    /// Catalog id of the check.
-    pub id: &'static str,
-    /// Its parameters, defaults filled in.
-    pub params: Params,
-}
-
-impl SelectedCheck {
-    /// The check's catalog entry.
-    pub fn spec(&self) -> &'static CheckSpec {
-        self.params.spec
-    }
-}
-
-/// Typed parameters of one selected check; unset parameters read as their catalog default.
-#[derive(Debug, Clone)]
-pub struct Params {
-    spec: &'static CheckSpec,
-    set: BTreeMap<&'static str, ParamValue>,
-}
-
-impl Params {
-    /// All-default parameters of `spec`.
-    pub fn defaults(spec: &'static CheckSpec) -> Self {
-        Params { spec, set: BTreeMap::new() }
-    }
-
-    /// The value of `name` (set or default); `None` if the check has no such parameter.
-    pub fn get(&self, name: &str) -> Option<ParamValue> {
-        let param = self.spec.param(name)?;
-        Some(self.set.get(param.name).copied().unwrap_or(param.default))
-    }
-
-    /// Whether the scenario set `name` explicitly.
-    pub fn is_set(&self, name: &str) -> bool {
-        self.set.contains_key(name)
-    }
-
-    /// Every parameter (set or default) as a JSON object with the scenario's camelCase names;
-    /// durations are whole milliseconds.
-    pub(crate) fn to_json(&self) -> Value {
-        let value = |v: ParamValue| match v {
-            ParamValue::Int(v) => Value::from(v),
-            ParamValue::Float(v) => Value::from(v),
-            ParamValue::Bool(v) => Value::from(v),
-            ParamValue::Duration(d) => Value::from(d.as_millis() as u64),
-        };
-        let fields =
-            self.spec.params.iter().map(|p| (p.name.to_string(), value(self.get(p.name).unwrap_or(p.default))));
-        Value::Object(fields.collect())
-    }
-
-    /// The parameters as the check's own typed struct (see [`CheckSpec::parse_params`]).
-    ///
-    /// # Panics
-    /// When `T` does not match the check's parameter specs: a bug that the catalog's unit test
-    /// `every_check_parses_its_default_parameters` finds for every check, so no scenario can reach it.
-    pub(crate) fn typed<T: serde::de::DeserializeOwned>(&self) -> T {
-        serde_json::from_value(self.to_json()).unwrap_or_else(|e| {
-            panic!("check `{}`: its parameter specs and its typed parameters disagree: {e}", self.spec.id)
-        })
-    }
-}
 
 impl Scenario {
     /// Parses and validates a scenario document; `file` names it in error messages.
@@ -170,101 +25,6 @@ impl Scenario {
     pub fn from_yaml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         let raw: RawDocument = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file))?;
         Validator { file }.document(raw)
-    }
-
-    /// Removes the checks with these ids (`--skip`).
-    ///
-    /// An id that is not in the catalog is an error, so a typo does not silently run the check;
-    /// a known id that this scenario does not select is fine.
-    pub fn without(&mut self, ids: &[String]) -> Result<(), ScenarioError> {
-        let mut skipped = Vec::with_capacity(ids.len());
-        for id in ids {
-            skipped.push(find_check(id)?.id);
-        }
-        self.checks.retain(|c| !skipped.contains(&c.id));
-        Ok(())
-    }
-}
-
-/// A scenario of exactly these checks with default parameters (`--check ID`), in the order
-/// given; repeated ids are selected once.
-///
-/// ```
-/// let s = netcheck::scenario::from_check_ids(&["clusterip/reachable".to_string()]).unwrap();
-/// assert_eq!(s.checks[0].id, "clusterip/reachable");
-/// assert!(netcheck::scenario::from_check_ids(&["no/such".to_string()]).is_err());
-/// ```
-pub fn from_check_ids(ids: &[String]) -> Result<Scenario, ScenarioError> {
-    let mut checks: Vec<SelectedCheck> = Vec::with_capacity(ids.len());
-    for id in ids {
-        let spec = find_check(id)?;
-        if !checks.iter().any(|c| c.id == spec.id) {
-            checks.push(SelectedCheck { id: spec.id, params: Params::defaults(spec) });
-        }
-    }
-    if checks.is_empty() {
-        return Err(ScenarioError::NoChecks);
-    }
-    Ok(Scenario { name: "selected".to_string(), description: "Checks selected by id.".to_string(), checks })
-}
-
-fn find_check(id: &str) -> Result<&'static CheckSpec, ScenarioError> {
-    catalog::find(id).ok_or_else(|| ScenarioError::UnknownCheck { id: id.to_string(), known: catalog::known_ids() })
-}
-
-/// A scenario compiled into the binary.
-struct Builtin {
-    name: &'static str,
-    yaml: &'static str,
-}
-
-static BUILTINS: &[Builtin] = &[
-    Builtin { name: "quick", yaml: include_str!("../../scenarios/quick.yaml") },
-    Builtin { name: "full", yaml: include_str!("../../scenarios/full.yaml") },
-    Builtin { name: "dns", yaml: include_str!("../../scenarios/dns.yaml") },
-    Builtin { name: "readiness", yaml: include_str!("../../scenarios/readiness.yaml") },
-    Builtin { name: "upgrade-gate", yaml: include_str!("../../scenarios/upgrade-gate.yaml") },
-];
-
-/// Same order as [`BUILTINS`]; a unit test keeps the two in step.
-static BUILTIN_NAMES: &[&str] = &["quick", "full", "dns", "readiness", "upgrade-gate"];
-
-/// Names of the built-in scenarios.
-pub fn builtin_names() -> &'static [&'static str] {
-    BUILTIN_NAMES
-}
-
-/// The built-in scenario called `name`.
-///
-/// # Panics
-/// If the compiled-in YAML is invalid; unit tests parse every built-in, so this cannot ship.
-pub fn builtin(name: &str) -> Option<Scenario> {
-    let b = BUILTINS.iter().find(|b| b.name == name)?;
-    let file = format!("<builtin>/{}.yaml", b.name);
-    match Scenario::from_yaml(b.yaml, &file) {
-        Ok(s) => Some(s),
-        Err(e) => panic!("built-in scenario is invalid: {e}"),
-    }
-}
-
-/// A built-in scenario by name, else a scenario file by path.
-///
-/// ```
-/// let quick = netcheck::scenario::load("quick").unwrap();
-/// assert!(quick.checks.iter().any(|c| c.id == "lb/distribution"));
-/// let err = netcheck::scenario::load("/nonexistent/scenario.yaml").unwrap_err();
-/// assert!(err.to_string().contains("quick"), "the error lists the built-ins: {err}");
-/// ```
-pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
-    if let Some(s) = builtin(name_or_path) {
-        return Ok(s);
-    }
-    match std::fs::read_to_string(name_or_path) {
-        Ok(text) => Scenario::from_yaml(&text, name_or_path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(ScenarioError::NotFound { name: name_or_path.to_string(), builtins: BUILTIN_NAMES.join(", ") })
-        }
-        Err(source) => Err(ScenarioError::Read { path: PathBuf::from(name_or_path), source }),
     }
 }
 
@@ -506,10 +266,10 @@ fn describe(value: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const GOOD: &str = "\
+    pub(in crate::scenario) const GOOD: &str = "\
 apiVersion: netcheck.dev/v1
 kind: Scenario
 metadata:
@@ -682,95 +442,5 @@ spec:
     fn error_display_is_file_line_column_message() {
         let err = Scenario::from_yaml(&good_with(2, "kind: Pod"), "dir/s.yaml").unwrap_err();
         assert_eq!(err.to_string(), "dir/s.yaml:2:7: kind must be `Scenario`, found `Pod`");
-    }
-
-    #[test]
-    fn every_builtin_parses_and_is_named_after_itself() {
-        assert_eq!(BUILTINS.len(), BUILTIN_NAMES.len());
-        for (b, name) in BUILTINS.iter().zip(builtin_names()) {
-            assert_eq!(b.name, *name);
-            let s = builtin(name).expect("listed built-in exists");
-            assert_eq!(s.name, *name);
-            assert!(!s.checks.is_empty());
-        }
-        let quick = builtin("quick").expect("quick");
-        let ids: Vec<&str> = quick.checks.iter().map(|c| c.id).collect();
-        assert_eq!(ids, ["clusterip/reachable", "clusterip/all-backends", "pod/direct", "lb/distribution"]);
-        assert!(builtin("slow").is_none());
-    }
-
-    #[test]
-    fn load_prefers_builtins_then_files() {
-        assert_eq!(load("quick").expect("built-in").name, "quick");
-        let path = std::env::temp_dir().join(format!("netcheck-scenario-{}.yaml", std::process::id()));
-        std::fs::write(&path, GOOD).expect("write temp file");
-        let loaded = load(path.to_str().expect("utf-8 path"));
-        std::fs::remove_file(&path).expect("remove temp file");
-        assert_eq!(loaded.expect("valid file").name, "mine");
-    }
-
-    #[test]
-    fn load_of_missing_file_names_the_builtins() {
-        let err = load("/nonexistent/netcheck.yaml").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "no built-in scenario and no file named `/nonexistent/netcheck.yaml` (built-in \
-             scenarios: quick, full, dns, readiness, upgrade-gate)"
-        );
-    }
-
-    #[test]
-    fn from_check_ids_selects_defaults_once_each() {
-        let ids = ["pod/direct", "lb/distribution", "pod/direct"].map(String::from);
-        let s = from_check_ids(&ids).expect("known ids");
-        let got: Vec<&str> = s.checks.iter().map(|c| c.id).collect();
-        assert_eq!(got, ["pod/direct", "lb/distribution"]);
-        assert_eq!(s.checks[1].params.get("concurrency"), Some(ParamValue::Int(32)));
-        assert!(matches!(from_check_ids(&[]), Err(ScenarioError::NoChecks)));
-    }
-
-    #[test]
-    fn from_check_ids_rejects_unknown_and_lists_known() {
-        let err = from_check_ids(&["dns/nope".to_string()]).unwrap_err();
-        assert_eq!(err.to_string(), format!("unknown check id `dns/nope` (known checks: {})", catalog::known_ids()));
-    }
-
-    #[test]
-    fn without_removes_known_ids_and_rejects_unknown() {
-        let mut s = builtin("quick").expect("quick");
-        s.without(&["pod/direct".to_string(), "lb/distribution".to_string()]).expect("known ids");
-        let ids: Vec<&str> = s.checks.iter().map(|c| c.id).collect();
-        assert_eq!(ids, ["clusterip/reachable", "clusterip/all-backends"]);
-        // Known but not selected: nothing to remove, not an error.
-        s.without(&["pod/direct".to_string()]).expect("known id");
-        assert_eq!(s.checks.len(), 2);
-        let err = s.without(&["pod/directt".to_string()]).unwrap_err();
-        assert!(matches!(err, ScenarioError::UnknownCheck { ref id, .. } if id == "pod/directt"));
-        assert_eq!(s.checks.len(), 2, "a failed --skip changes nothing");
-    }
-
-    #[test]
-    fn typed_parameters_carry_set_values_and_defaults_with_durations_in_ms() {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        struct Reachable {
-            requests: u32,
-            timeout_ms: u64,
-        }
-        let yaml = "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: t}\nspec:\n  checks:\n    - id: clusterip/reachable\n      params: {requests: 7}\n";
-        let s = Scenario::from_yaml(yaml, "t.yaml").expect("valid");
-        let typed: Reachable = s.checks[0].params.typed();
-        assert_eq!((typed.requests, typed.timeout_ms), (7, 2000));
-        assert_eq!(s.checks[0].params.to_json(), serde_json::json!({"requests": 7, "timeoutMs": 2000}));
-    }
-
-    #[test]
-    #[should_panic(expected = "its parameter specs and its typed parameters disagree")]
-    fn typed_parameters_that_disagree_with_the_specs_panic() {
-        #[derive(Debug, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Wrong {}
-        let spec = catalog::find("lb/distribution").expect("in catalog");
-        let _: Wrong = Params::defaults(spec).typed();
     }
 }

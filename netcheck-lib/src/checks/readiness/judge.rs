@@ -1,0 +1,222 @@
+//! Turning an experiment's observations into results: the API, data-plane and DNS times against their limits.
+
+use super::READD;
+use super::experiment::{Experiment, LEAD, Limits, paced};
+use crate::report::{CheckResult, Diagnosis, Status, Subject};
+use crate::runner::AgentPod;
+
+/// Removal: ms from the switch until the victim stopped answering, if it then stayed away for at
+/// least `sustained` answered requests. Re-add: ms until it first answered again.
+fn data_plane_ms(requests: &[(i64, Option<String>)], victim: &str, ready: bool, sustained: usize) -> DataPlane {
+    let after: Vec<&(i64, Option<String>)> = requests.iter().filter(|(t, _)| *t >= 0).collect();
+    let by_victim = |entry: &&(i64, Option<String>)| entry.1.as_deref() == Some(victim);
+    if ready {
+        return match after.iter().copied().find(by_victim) {
+            Some((t, _)) => DataPlane::At(*t as u64),
+            None => DataPlane::Never,
+        };
+    }
+    let last_victim = after.iter().rposition(by_victim);
+    let rest = &after[last_victim.map_or(0, |i| i + 1)..];
+    let answered_since = rest.iter().filter(|(_, ip)| ip.is_some()).count();
+    if answered_since < sustained {
+        return DataPlane::NotSustained { answered_since, last_victim_ms: last_victim.map(|i| after[i].0) };
+    }
+    DataPlane::At(rest.first().map_or(0, |(t, _)| (*t).max(0) as u64))
+}
+
+#[derive(Debug, PartialEq)]
+enum DataPlane {
+    At(u64),
+    Never,
+    NotSustained { answered_since: usize, last_victim_ms: Option<i64> },
+}
+
+/// Removal: ms until every later DNS answer lacked the victim; re-add: until the first that had it,
+/// after one that lacked it (an answer that never lacked it was cached from before: it times nothing).
+fn dns_ms(answers: &[(i64, Option<bool>)], ready: bool) -> Option<u64> {
+    // A failed query proves nothing either way: only answers count.
+    let after: Vec<&(i64, Option<bool>)> = answers.iter().filter(|(t, has)| *t >= 0 && has.is_some()).collect();
+    if ready {
+        let first_without = answers.iter().position(|(_, has)| *has == Some(false))?;
+        return answers[first_without..].iter().find(|(t, has)| *t >= 0 && *has == Some(true)).map(|(t, _)| *t as u64);
+    }
+    let last_with = after.iter().rposition(|(_, has)| *has == Some(true));
+    let next = match last_with {
+        None => after.first(),
+        Some(i) => after.get(i + 1),
+    };
+    next.map(|(t, _)| *t as u64)
+}
+
+pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<CheckResult> {
+    let ready = check == READD;
+    let verb = if ready { "ready again" } else { "not ready" };
+    let subject = |node: &str| Subject::from_node(node).named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    if let Some(error) = &e.error {
+        return vec![CheckResult::new(
+            check,
+            Status::Error,
+            Subject::default().named(format!("pod/{}", victim.pod)),
+            error.clone(),
+        )];
+    }
+    let Some(api) = e.api else {
+        let cause = if ready {
+            "the API never marked the endpoint ready again"
+        } else {
+            "the API never marked the endpoint not ready"
+        };
+        let mut r = CheckResult::new(
+            check,
+            Status::Fail,
+            Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
+            format!(
+                "{cause} within {} ms of the readiness switch",
+                (limits.max_api + limits.max_propagation).as_millis()
+            ),
+        );
+        r.diagnosis = Some(Diagnosis {
+            likely_cause: "the endpoints controller (kube-controller-manager) or the kubelet's readiness report".into(),
+            evidence: vec![format!("{} was switched {verb} by order; its Endpoints never followed", victim.pod)],
+            next_step: Some("check kube-controller-manager and the kubelet on the pod's node".into()),
+        });
+        return vec![r];
+    };
+    let api_ms = api.as_millis() as u64;
+    let limit_ms = (limits.max_api + limits.max_propagation).as_millis() as u64;
+    e.nodes
+        .iter()
+        .map(|(node, t)| {
+            if let Some(f) = &t.failure {
+                return CheckResult::new(check, Status::Error, subject(node), f.clone());
+            }
+            let plane = data_plane_ms(&t.requests, &victim.ip, ready, limits.sustained);
+            let dns = dns_ms(&t.dns, ready);
+            // A cache may keep the answer from before the switch for up to its TTL.
+            let dns_limit_ms = limit_ms + u64::from(t.dns_ttl_s.unwrap_or(0)) * 1000;
+            let listed_throughout = ready && !t.dns.is_empty() && t.dns.iter().all(|(_, has)| *has != Some(false));
+            let failed = t.requests.iter().filter(|(_, ip)| ip.is_none()).count();
+            let seen_before = t.requests.iter().any(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
+            let mut problems = Vec::new();
+            if api > limits.max_api {
+                problems.push(format!("the API took {api_ms} ms (limit {} ms)", limits.max_api.as_millis()));
+            }
+            match &plane {
+                DataPlane::At(ms) if *ms <= limit_ms => {}
+                DataPlane::At(ms) => problems.push(format!("the data plane took {ms} ms (limit {limit_ms} ms)")),
+                DataPlane::Never => problems.push(format!("{} never answered through the ClusterIP again", victim.pod)),
+                DataPlane::NotSustained { answered_since, last_victim_ms } => problems.push(format!(
+                    "{} still answered at +{} ms; only {answered_since} answered requests after it (need {})",
+                    victim.pod,
+                    last_victim_ms.unwrap_or(0),
+                    limits.sustained
+                )),
+            }
+            let ttl_note = t.dns_ttl_s.map_or(String::new(), |s| format!(", the answers' TTL {s} s included"));
+            match dns {
+                Some(ms) if ms <= dns_limit_ms => {}
+                Some(ms) => problems.push(format!("DNS took {ms} ms (limit {dns_limit_ms} ms{ttl_note})")),
+                None if listed_throughout => problems.push(
+                    "the headless DNS answer listed it throughout, also before it was switched ready: DNS never \
+                     showed its removal"
+                        .into(),
+                ),
+                None => problems.push(format!(
+                    "the headless DNS answer never {} within {} ms{ttl_note}",
+                    if ready { "regained it" } else { "dropped it" },
+                    limits.dns_window().saturating_sub(LEAD).as_millis()
+                )),
+            }
+            if !ready && !seen_before {
+                problems.push(format!("{} never answered before the switch: nothing to remove", victim.pod));
+            }
+            let plane_text = match &plane {
+                DataPlane::At(ms) => format!("{ms} ms"),
+                _ => "never".into(),
+            };
+            let dns_text = dns.map_or("never".into(), |ms| format!("{ms} ms"));
+            let summary = format!("API {api_ms} ms, data plane {plane_text}, DNS {dns_text} after the switch");
+            let status = if problems.is_empty() { Status::Pass } else { Status::Fail };
+            let message = if problems.is_empty() { summary } else { format!("{}; {summary}", problems.join("; ")) };
+            let mut r = CheckResult::new(check, status, subject(node), message)
+                .measure("apiMs", api_ms)
+                .measure("failedRequests", failed)
+                .measure("requests", t.requests.len())
+                .measure("sampleIntervalMs", paced(limits.traffic(), limits.interval).1)
+                .measure("deliveryEstimateMs", t.delivery_ms);
+            if let DataPlane::At(ms) = plane {
+                r = r.measure("dataPlaneMs", ms);
+            }
+            if let Some(ms) = dns {
+                r = r.measure("dnsMs", ms);
+            }
+            if let Some(ttl) = t.dns_ttl_s {
+                r = r.measure("dnsTtlS", ttl);
+            }
+            if status == Status::Fail {
+                let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) {
+                    ("the cluster DNS's view of the endpoints".to_string(), "check the DNS server's watch of the API")
+                } else {
+                    (
+                        format!("the service proxy (kube-proxy) on {node}"),
+                        "check kube-proxy's logs and sync period on that node",
+                    )
+                };
+                r.diagnosis = Some(Diagnosis { likely_cause: cause, evidence: problems, next_step: Some(next.into()) });
+            }
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reqs(items: &[(i64, Option<&str>)]) -> Vec<(i64, Option<String>)> {
+        items.iter().map(|(t, ip)| (*t, ip.map(String::from))).collect()
+    }
+
+    #[test]
+    fn removal_is_when_the_victim_stopped_answering_for_good() {
+        let r = reqs(&[
+            (-20, Some("v")),
+            (0, Some("v")),
+            (20, Some("a")),
+            (40, Some("v")),
+            (60, Some("a")),
+            (80, Some("b")),
+            (100, None),
+            (120, Some("a")),
+        ]);
+        assert_eq!(data_plane_ms(&r, "v", false, 3), DataPlane::At(60));
+        assert_eq!(
+            data_plane_ms(&r, "v", false, 4),
+            DataPlane::NotSustained { answered_since: 3, last_victim_ms: Some(40) },
+            "failed requests do not count toward the sustained window"
+        );
+    }
+
+    #[test]
+    fn readd_is_the_first_answer_after_the_switch() {
+        let r = reqs(&[(-20, Some("v")), (0, Some("a")), (20, None), (40, Some("v"))]);
+        assert_eq!(data_plane_ms(&r, "v", true, 100), DataPlane::At(40));
+        assert_eq!(data_plane_ms(&reqs(&[(0, Some("a"))]), "v", true, 100), DataPlane::Never);
+    }
+
+    #[test]
+    fn dns_times_follow_the_last_and_first_answers() {
+        let answers = vec![(-10, Some(true)), (0, Some(true)), (20, None), (40, Some(false)), (60, Some(false))];
+        assert_eq!(dns_ms(&answers, false), Some(40), "a failed query is not proof that it dropped");
+        assert_eq!(dns_ms(&[(0, Some(true)), (20, Some(false)), (40, None)], false), Some(20));
+        let flapped = [(0, Some(false)), (20, Some(true)), (40, Some(false))];
+        assert_eq!(dns_ms(&flapped, false), Some(40), "dropped for good at 40");
+        assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], false), None, "came back: not dropped");
+        assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], true), Some(20));
+        let cached = [(-20, Some(true)), (0, Some(true)), (20, Some(true))];
+        assert_eq!(dns_ms(&cached, true), None, "listed before the switch too: a cached answer times nothing");
+        let dropped_then_back = [(-20, Some(false)), (0, None), (20, Some(false)), (40, Some(true))];
+        assert_eq!(dns_ms(&dropped_then_back, true), Some(40));
+    }
+}

@@ -1,0 +1,139 @@
+//! `endpoints/readiness-removal` and `endpoints/readiness-readd`: one server agent is switched not
+//! ready (then ready again) by order while every client sends steady traffic through the ClusterIP
+//! and asks DNS for the headless Service; three times are measured from the switch, on the runner's
+//! clock: (a) the API lists the endpoint (not) ready, (b) each node's data plane stops (starts)
+//! sending to it, (c) each node's DNS answer drops (regains) it.
+//!
+//! The data-plane and DNS timelines come from the agents' paced attempts: attempt i starts
+//! `start_ms` after the agent began the order, which the runner places at its send time plus half an
+//! order round trip (measured just before). The resolution is the sample interval plus that estimate.
+//!
+//! A DNS cache may serve the answer it had before the switch until that answer's TTL runs out
+//! (CoreDNS's `cache 30` with `ttl 30` on kubeadm, kind and AKS), so (c) is allowed the largest TTL the
+//! node was answered with on top of the propagation limit, and the DNS queries go on until the change
+//! shows for `sustainedRequests` answers in a row or `maxDnsCacheMs` more has passed.
+
+mod experiment;
+mod judge;
+mod unready_at_start;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::selected;
+use crate::catalog::{CheckSpec, ParamSpec, int, millis, parses_into};
+use crate::report::{CheckResult, Status, Subject};
+use crate::runner::Session;
+use crate::scenario::Scenario;
+
+use experiment::{Limits, experiment};
+use judge::judge;
+use unready_at_start::unready_at_start;
+
+const REMOVAL: &str = "endpoints/readiness-removal";
+const READD: &str = "endpoints/readiness-readd";
+const UNREADY_AT_START: &str = "endpoints/unready-at-start";
+
+/// The checks this round answers.
+pub(crate) static SPECS: &[CheckSpec] = &[
+    CheckSpec {
+        id: REMOVAL,
+        title: "A backend that turns not ready leaves the API, every node's data plane and DNS",
+        description: "One server agent's readiness probe starts failing by order while every client sends paced \
+                      requests through the ClusterIP and asks DNS for the headless Service. Measures, from the switch \
+                      and per node: (a) the API lists the endpoint not ready, (b) the node's data plane stops sending \
+                      to it for at least sustainedRequests answered requests, (c) the headless DNS answer drops it.",
+        params: READINESS_PARAMS,
+        parse_params: parses_into::<ReadinessParams>,
+    },
+    CheckSpec {
+        id: READD,
+        title: "A backend that turns ready again comes back everywhere",
+        description: "The same agent turns ready again: the same three times, until the API lists it ready, it \
+                      answers through the ClusterIP from every node, and the headless DNS answer has it again.",
+        params: READINESS_PARAMS,
+        parse_params: parses_into::<ReadinessParams>,
+    },
+    CheckSpec {
+        id: UNREADY_AT_START,
+        title: "A backend that starts not ready gets no traffic until it is ready",
+        description: "A server agent is created with its readiness off: while it runs not ready, no request from \
+                      any node reaches it through the ClusterIP; once switched ready, it is added (API, data plane, \
+                      DNS times as for readiness-readd).",
+        params: READINESS_PARAMS,
+        parse_params: parses_into::<ReadinessParams>,
+    },
+];
+
+/// Parameters of the readiness experiments (removal and re-add run as one experiment each).
+const READINESS_PARAMS: &[ParamSpec] = &[
+    millis("intervalMs", 5, 1_000, 20, "Pace of requests and DNS queries per client; the resolution of (b) and (c)."),
+    int("sustainedRequests", 1, 10_000, 100, "Answered requests in a row without the removed pod that prove removal."),
+    millis("maxApiMs", 100, 120_000, 4_000, "Limit for (a), from the switch (kubelet probe period 1 s included)."),
+    millis("maxPropagationMs", 10, 120_000, 2_000, "Further limit for (b) and (c) beyond maxApiMs."),
+    millis(
+        "maxDnsCacheMs",
+        0,
+        300_000,
+        30_000,
+        "How long the cluster DNS may keep serving a cached answer: (c) may take the answer's TTL longer than \
+         (b), up to this (CoreDNS as kubeadm, kind and AKS configure it: ttl 30, cache 30).",
+    ),
+];
+
+/// The readiness experiments' parameters, as [`READINESS_PARAMS`] names them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadinessParams {
+    interval_ms: u64,
+    sustained_requests: usize,
+    max_api_ms: u64,
+    max_propagation_ms: u64,
+    max_dns_cache_ms: u64,
+}
+
+/// Runs removal then re-add when either check is selected (re-add needs a removed endpoint, and the
+/// victim must end ready for whatever runs next), and beside them the unready-at-start experiment: its
+/// late pod is not the victim, and each experiment follows only its own pod's address, so neither
+/// disturbs what the other measures while the DNS caches make both wait.
+pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let unready = async {
+        match selected(scenario, UNREADY_AT_START) {
+            Some(check) => unready_at_start(session, limits_of(check)).await,
+            None => Vec::new(),
+        }
+    };
+    let (mut results, late) = tokio::join!(switch_back_and_forth(session, scenario), unready);
+    results.extend(late);
+    results
+}
+
+fn limits_of(check: &crate::scenario::SelectedCheck) -> Limits {
+    let p: ReadinessParams = check.params.typed();
+    Limits {
+        interval: Duration::from_millis(p.interval_ms),
+        sustained: p.sustained_requests,
+        max_api: Duration::from_millis(p.max_api_ms),
+        max_propagation: Duration::from_millis(p.max_propagation_ms),
+        max_dns_cache: Duration::from_millis(p.max_dns_cache_ms),
+    }
+}
+
+async fn switch_back_and_forth(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+    let Some(check) = selected(scenario, REMOVAL).or_else(|| selected(scenario, READD)) else { return vec![] };
+    let limits = limits_of(check);
+    let Some(victim) = session.agents.servers.first().cloned() else {
+        return vec![CheckResult::new(REMOVAL, Status::Skip, Subject::default(), "no server agent to switch")];
+    };
+    let mut results = Vec::new();
+    let removal = experiment(session, &victim, false, limits).await;
+    if selected(scenario, REMOVAL).is_some() {
+        results.extend(judge(REMOVAL, &victim, &removal, limits));
+    }
+    let readd = experiment(session, &victim, true, limits).await;
+    if selected(scenario, READD).is_some() {
+        results.extend(judge(READD, &victim, &readd, limits));
+    }
+    results
+}

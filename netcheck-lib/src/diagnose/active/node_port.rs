@@ -1,0 +1,122 @@
+//! `node-port`: every node that must forward answers on its addresses, from every node.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Service;
+
+use super::observations::{Failing, Observations, Target, failing, silent_nodes};
+use super::pod_ip::pod_targets;
+use crate::diagnose::facts::Facts;
+use crate::diagnose::read_only::shorten;
+use crate::diagnose::{NODE_PORT, Step, StepStatus};
+
+/// Which target nodes must answer a node port: all, or (externalTrafficPolicy Local) only those
+/// with a ready endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodePortExpectation {
+    /// Every node forwards.
+    EveryNode,
+    /// Only these nodes answer; the others must not forward.
+    LocalOnly(BTreeSet<String>),
+}
+
+pub(super) fn node_port_targets(
+    facts: &Facts,
+    svc: &Service,
+    ports: &[k8s_openapi::api::core::v1::ServicePort],
+) -> (Vec<Target>, NodePortExpectation) {
+    let spec = svc.spec.clone().unwrap_or_default();
+    if !matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer")) {
+        return (Vec::new(), NodePortExpectation::EveryNode);
+    }
+    let mut targets = Vec::new();
+    for node in facts.nodes.iter().filter(|n| n.ready) {
+        for p in ports {
+            let Some(node_port) = p.node_port else { continue };
+            for ip in node.internal_ips.iter().chain(&node.external_ips) {
+                let address = format!("{ip}:{node_port}");
+                targets.push(Target {
+                    label: format!("{address} ({})", node.name),
+                    address,
+                    node: Some(node.name.clone()),
+                });
+            }
+        }
+    }
+    let expectation = if spec.external_traffic_policy.as_deref() == Some("Local") {
+        let hosting = pod_targets(facts, ports).into_iter().filter_map(|t| t.node).collect();
+        NodePortExpectation::LocalOnly(hosting)
+    } else {
+        NodePortExpectation::EveryNode
+    };
+    (targets, expectation)
+}
+
+/// `node-port`: every (expected) node answers on its addresses from every node.
+pub fn judge_node_ports(targets: &[Target], expectation: &NodePortExpectation, observed: &Observations) -> Step {
+    let expected = |t: &Target| match expectation {
+        NodePortExpectation::EveryNode => true,
+        NodePortExpectation::LocalOnly(nodes) => t.node.as_ref().is_some_and(|n| nodes.contains(n)),
+    };
+    let (failing, silent) = failing(targets, observed);
+    let broken: Vec<&Failing> = failing.iter().filter(|f| expected(f.target)).collect();
+    let mut evidence: Vec<String> = Vec::new();
+    if let NodePortExpectation::LocalOnly(nodes) = expectation {
+        let without: Vec<String> = targets.iter().filter(|t| !expected(t)).map(|t| t.label.clone()).collect();
+        evidence.push(format!(
+            "externalTrafficPolicy Local: nodes with a ready pod ({}) must answer; {} may not forward",
+            nodes.iter().cloned().collect::<Vec<_>>().join(", "),
+            if without.is_empty() { "no other node".to_string() } else { shorten(&without, 4) }
+        ));
+    }
+    if broken.is_empty() && !silent.is_empty() {
+        let count = silent.len();
+        evidence.extend(silent);
+        return silent_nodes(NODE_PORT, "the node ports answer", count, evidence);
+    }
+    evidence.extend(silent);
+    if broken.is_empty() {
+        let answering = targets.iter().filter(|t| expected(t)).count();
+        return Step::new(
+            NODE_PORT,
+            StepStatus::Pass,
+            format!("{answering} node addresses answer on the node port from every node"),
+        )
+        .with_evidence(evidence);
+    }
+    evidence.splice(0..0, broken.iter().map(|f| f.evidence()));
+    let everywhere: Vec<&str> =
+        broken.iter().filter(|f| f.fails_from_every_source()).map(|f| f.target.label.as_str()).collect();
+    let summary = format!(
+        "{} of {} node addresses do not answer on the node port",
+        broken.len(),
+        targets.iter().filter(|t| expected(t)).count()
+    );
+    let step = Step::new(NODE_PORT, StepStatus::Fail, summary).with_evidence(evidence);
+    if everywhere.len() == broken.len() {
+        return step.with_fix(format!(
+            "{} fail from every node while the ClusterIP works: the NodePort path on that node (kube-proxy's NodePort rules, a host firewall, the address)",
+            everywhere.join(", ")
+        ));
+    }
+    step.with_fix("some sources reach the node port and others do not: the network path between those nodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::active::observations::Seen;
+    use crate::diagnose::active::observations::tests::{observed, target};
+
+    #[test]
+    fn with_local_policy_only_nodes_with_a_pod_must_answer() {
+        let t = [target("10.250.0.11:30080", "node-a"), target("10.250.0.12:30080", "node-b")];
+        let o =
+            observed(&[("node-a", &[("10.250.0.11:30080", Seen::Connected), ("10.250.0.12:30080", Seen::Timeout)])]);
+        let local = NodePortExpectation::LocalOnly(BTreeSet::from(["node-a".to_string()]));
+        assert_eq!(judge_node_ports(&t, &local, &o).status, StepStatus::Pass);
+        let step = judge_node_ports(&t, &NodePortExpectation::EveryNode, &o);
+        assert_eq!(step.status, StepStatus::Fail);
+        assert!(step.fix.unwrap().starts_with("10.250.0.12:30080 (pod p on node-b) fail from every node"));
+    }
+}
