@@ -22,13 +22,6 @@ pub use cluster_ip::judge_cluster_ip;
 pub use dns::judge_dns;
 pub use node_port::judge_node_ports;
 pub use pod_ip::{judge_pod_ips, pod_targets};
-// The types keep their paths `diagnose::active::X` too; nothing in the crate names them there today.
-#[allow(unused_imports)]
-pub use {
-    dns::Questions,
-    node_port::NodePortExpectation,
-    observations::{Observations, Seen, Target},
-};
 
 use cluster_ip::cluster_ip_targets;
 use dns::{ask_from_every_node, dns_questions};
