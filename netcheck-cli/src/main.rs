@@ -72,6 +72,9 @@ enum Command {
     Diagnose(Box<DiagnoseArgs>),
     /// List the checks and the built-in scenarios.
     List,
+    /// Print the RBAC netcheck needs (a ClusterRole and a ServiceAccount bound to it), for
+    /// `netcheck rbac | kubectl apply -f -`.
+    Rbac,
     /// Delete netcheck namespaces left behind: expired ones, or all with --all.
     Gc {
         #[command(flatten)]
@@ -294,6 +297,10 @@ async fn dispatch(command: Command) -> ExitCode {
             print!("{}", list());
             ExitCode::SUCCESS
         }
+        Command::Rbac => {
+            print!("{}", netcheck::rbac::MANIFEST);
+            ExitCode::SUCCESS
+        }
         Command::Gc { cluster, all, dry_run } => gc(cluster, all, dry_run).await,
     }
 }
@@ -446,7 +453,10 @@ fn fail_error(error: &Error) -> ExitCode {
     let hint = match error {
         Error::Kubeconfig { .. } => "check --kubeconfig/--context or KUBECONFIG",
         Error::Unreachable { .. } => "check that the cluster is up and that this machine can reach its API server",
-        Error::Deploy { .. } => "fix the cause above (for a missing image: load it into the nodes or pass --image)",
+        Error::Deploy { .. } => {
+            "fix the cause above (a permission the API refused: `netcheck rbac` lists what netcheck needs; a missing \
+             image: load it into the nodes or pass --image)"
+        }
         Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
         Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
         Error::NoUsableNode => "uncordon a Ready node, or pass --tolerate-taints to run agents on tainted nodes",

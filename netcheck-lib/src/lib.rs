@@ -15,6 +15,7 @@ pub mod harness;
 mod interrupt;
 pub mod orchestrator;
 pub mod probe;
+pub mod rbac;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -66,21 +66,18 @@ pub async fn create(
         let what = what.to_string();
         move |e| Error::api(format!("creating {what}"), e)
     };
-    // The RBAC first, its three objects at once: a pod naming a service account that does not exist
-    // yet is refused. Then every agent and Service at once: one round trip instead of one per object.
-    let (sa, role, binding) = (
-        async {
-            Api::<ServiceAccount>::namespaced(client.clone(), ns)
-                .create(&pp, &sa)
-                .await
-                .map_err(fail("service account"))
-        },
-        async { Api::<Role>::namespaced(client.clone(), ns).create(&pp, &role).await.map_err(fail("role")) },
-        async {
-            Api::<RoleBinding>::namespaced(client.clone(), ns).create(&pp, &binding).await.map_err(fail("role binding"))
-        },
-    );
-    tokio::try_join!(sa, role, binding)?;
+    // The RBAC first: a pod naming a service account that does not exist yet is refused. The binding
+    // after its Role: a user without the `bind` verb may bind only a Role whose permissions it holds, and
+    // the API checks that on the Role itself (a binding sent beside its Role was refused, 404, under the
+    // documented ClusterRole). Then every agent and Service at once: one round trip, not one per object.
+    let sa = async {
+        Api::<ServiceAccount>::namespaced(client.clone(), ns).create(&pp, &sa).await.map_err(fail("service account"))
+    };
+    let role_then_binding = async {
+        Api::<Role>::namespaced(client.clone(), ns).create(&pp, &role).await.map_err(fail("role"))?;
+        Api::<RoleBinding>::namespaced(client.clone(), ns).create(&pp, &binding).await.map_err(fail("role binding"))
+    };
+    tokio::try_join!(sa, role_then_binding)?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let clients = nodes.iter().map(|node| {
         let pods = pods.clone();
