@@ -129,7 +129,7 @@ struct RunArgs {
     cluster_domain: String,
     /// Opt in to dns/external: this name must resolve from every node (needs the cluster's DNS
     /// to reach an upstream; netcheck never picks a name on its own).
-    #[arg(long, value_name = "NAME", value_parser = parse_dns_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_external_name)]
     external_name: Option<String>,
     /// Compare with an earlier JSON report (e.g. from before an upgrade): a result that passed and
     /// no longer does, or a time worse by more than --tolerance, is a regression and exits 1.
@@ -219,6 +219,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// A DNS name flag (`--cluster-domain`, `--external-name`): dot-separated labels of a-z, 0-9 and `-`
 /// (case-insensitive), each 1 to 63 characters and not starting or ending with `-`, at most 253 in all;
 /// one trailing dot allowed and dropped.
+/// `--external-name`: a DNS name as given, lower-cased; a trailing dot is kept, since it makes the
+/// name absolute and keeps the pod's search list out of the check.
+fn parse_external_name(text: &str) -> Result<String, String> {
+    parse_dns_name(text)?;
+    Ok(text.to_ascii_lowercase())
+}
+
 fn parse_dns_name(text: &str) -> Result<String, String> {
     let name = text.strip_suffix('.').unwrap_or(text);
     let label_ok = |l: &str| {
@@ -509,6 +516,8 @@ mod tests {
     fn dns_name_flags_are_validated() {
         assert_eq!(parse_dns_name("cluster.local").unwrap(), "cluster.local");
         assert_eq!(parse_dns_name("Corp.Example.").unwrap(), "corp.example", "trailing dot and case");
+        assert_eq!(parse_external_name("Example.COM.").unwrap(), "example.com.", "absolute stays absolute");
+        assert!(parse_external_name("a..b").is_err());
         for bad in ["", ".", "a..b", "-a.b", "a b", "a_b.local", "x/y", &"a".repeat(64), &"a.".repeat(130)] {
             assert!(parse_dns_name(bad).is_err(), "{bad:?} accepted");
         }

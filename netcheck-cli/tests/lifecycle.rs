@@ -91,7 +91,11 @@ async fn keep_leaves_the_namespace_and_gc_collects_it() {
     let gc_out = String::from_utf8_lossy(&gc_all.stdout);
     assert_eq!(gc_all.status.code(), Some(0));
     assert!(gc_out.contains(&format!("deleted namespace {kept}")), "{gc_out}");
-    assert!(gc_out.contains(&format!("kept namespace {decoy_name}: left alone: not created by netcheck")), "{gc_out}");
+    assert!(
+        gc_out
+            .contains(&format!("kept namespace {decoy_name}: left alone: not recognised as a netcheck run namespace")),
+        "{gc_out}"
+    );
     let live = live_namespaces(&client).await;
     namespaces.delete(&decoy_name, &Default::default()).await.unwrap();
     assert!(!live.contains(&kept));

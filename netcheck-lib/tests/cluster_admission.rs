@@ -39,7 +39,20 @@ async fn agents_meet_a_resource_quota_that_requires_requests_and_limits(#[future
         "metadata": {"name": "requires-resources"},
         "spec": {"hard": {"requests.cpu": "1", "requests.memory": "256Mi", "limits.cpu": "4", "limits.memory": "512Mi"}}
     }));
-    Api::<ResourceQuota>::namespaced(cluster.client.clone(), &ns).create(&PostParams::default(), &quota).await.unwrap();
+    let quotas = Api::<ResourceQuota>::namespaced(cluster.client.clone(), &ns);
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    // Admission enforces what the quota's status lists, which the quota controller fills in a moment later.
+    let counted = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let q = quotas.get("requires-resources").await.unwrap();
+            if q.status.and_then(|s| s.hard) == q.spec.and_then(|s| s.hard) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "the quota controller never counted the quota");
     let (sa, role, binding) = manifests::agent_rbac(&ns);
     let pp = PostParams::default();
     kube::Api::namespaced(cluster.client.clone(), &ns).create(&pp, &sa).await.unwrap();

@@ -100,7 +100,8 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
 
 async fn node_port(session: &Session, service: &str) -> Result<u16, String> {
     let svc = services::read(&session.cluster, &session.namespace, service).await.map_err(|e| e.to_string())?;
-    svc.as_ref().and_then(services::first_node_port).ok_or_else(|| format!("service/{service} has no node port"))
+    let svc = svc.ok_or_else(|| format!("service/{service} does not exist"))?;
+    services::first_node_port(&svc).ok_or_else(|| format!("service/{service} has no node port"))
 }
 
 /// Every address of every Ready node, and a skip result for each node that is not Ready.

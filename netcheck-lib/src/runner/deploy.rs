@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -89,7 +89,9 @@ pub async fn create(
                 .map_err(|e| admission_or_api(format!("pod/{}", manifests::client_pod_name(node)), e))
         }
     });
-    let clients = futures::future::try_join_all(clients);
+    // At most 16 pods in flight: one POST per node at once would meet API Priority and Fairness on a
+    // large cluster.
+    let clients = futures::stream::iter(clients).buffer_unordered(16).try_collect::<Vec<()>>();
     if servers == 0 {
         // A clients-only session (`diagnose`, probing a user's own Service): no echo Services either.
         return clients.await.map(drop);
@@ -113,19 +115,24 @@ pub async fn create(
     tokio::try_join!(clients, deployment, futures::future::try_join_all(services)).map(drop)
 }
 
-/// Creates a pod, retrying while the API asks to (before Kubernetes 1.24 a pod that uses a new service
-/// account is refused with a 500 until the token controller has created its token secret).
+/// Creates a pod, retrying while the API asks to: a 429 from API Priority and Fairness after the delay
+/// it gives, and (before Kubernetes 1.24) the 500 a pod that uses a new service account gets until the
+/// token controller has created its token secret.
 async fn create_pod(pods: &Api<Pod>, pod: &Pod) -> Result<Pod, kube::Error> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        match pods.create(&PostParams::default(), pod).await {
-            Err(kube::Error::Api(s))
-                if s.code == 500 && s.reason == "ServerTimeout" && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        let wait = match pods.create(&PostParams::default(), pod).await {
+            Err(kube::Error::Api(s)) if tokio::time::Instant::now() < deadline => match (s.code, s.reason.as_str()) {
+                (429, _) => {
+                    let after = s.details.as_ref().map_or(1, |d| d.retry_after_seconds.max(1));
+                    Duration::from_secs(u64::from(after))
+                }
+                (500, "ServerTimeout") => Duration::from_millis(100),
+                _ => return Err(kube::Error::Api(s)),
+            },
             other => return other,
-        }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -306,10 +313,11 @@ fn not_ready_error(seen: &BTreeMap<String, Pod>, nodes: &[String], servers: usiz
 
 async fn echo_cluster_ip(cluster: &Cluster, ns: &str) -> Result<String> {
     let svc = services::read(cluster, ns, manifests::ECHO_SERVICE).await?;
-    svc.as_ref().and_then(services::cluster_ip).map(str::to_string).ok_or_else(|| Error::Deploy {
-        object: format!("service/{}", manifests::ECHO_SERVICE),
-        reason: "no ClusterIP assigned".into(),
-    })
+    let reason = if svc.is_some() { "no ClusterIP assigned" } else { "it does not exist" };
+    svc.as_ref()
+        .and_then(services::cluster_ip)
+        .map(str::to_string)
+        .ok_or_else(|| Error::Deploy { object: format!("service/{}", manifests::ECHO_SERVICE), reason: reason.into() })
 }
 
 #[cfg(test)]

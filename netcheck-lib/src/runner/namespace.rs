@@ -76,16 +76,21 @@ pub fn judge(ns: &Namespace, all: bool, now: jiff::Timestamp) -> Collected {
     let expiry = ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION));
     let keep = |why: String| Collected { name: name.clone(), deleted: false, why };
     let Some(run_id) = run_id else {
-        return keep(format!("left alone: not created by netcheck (no {RUN_ID_LABEL} label)"));
+        return keep(format!(
+            "left alone: not recognised as a netcheck run namespace (no {RUN_ID_LABEL} label; a run of a netcheck \
+             before that label: delete it with kubectl)"
+        ));
     };
     if manifests::namespace_name(run_id) != name {
         return keep(format!(
-            "left alone: not created by netcheck (run {run_id}'s namespace would be named {})",
+            "left alone: not recognised as a netcheck run namespace (run {run_id}'s is named {})",
             manifests::namespace_name(run_id)
         ));
     }
     let Some(expires) = expiry.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
-        return keep(format!("left alone: not created by netcheck (no readable {EXPIRES_ANNOTATION} annotation)"));
+        return keep(format!(
+            "left alone: not recognised as a netcheck run namespace (no readable {EXPIRES_ANNOTATION} annotation)"
+        ));
     };
     match (all, expires <= now) {
         (_, true) => Collected { name, deleted: true, why: format!("run {run_id}, expired at {expires}") },
@@ -150,7 +155,7 @@ mod tests {
         let mut decoy = manifests::namespace("ab12cd", "2026-12-04T10:00:00Z");
         decoy.metadata.labels.as_mut().expect("labels").remove(RUN_ID_LABEL);
         let verdict = judge(&decoy, true, late);
-        assert!(!verdict.deleted && verdict.why.contains("not created by netcheck"), "{}", verdict.why);
+        assert!(!verdict.deleted && verdict.why.contains("not recognised as a netcheck run"), "{}", verdict.why);
 
         let mut renamed = manifests::namespace("ab12cd", "2026-12-04T10:00:00Z");
         renamed.metadata.name = Some("team-payments".into());

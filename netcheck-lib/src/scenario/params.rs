@@ -47,8 +47,10 @@ impl Params {
     /// The parameters as the check's own typed struct (see [`CheckSpec::parse_params`]).
     ///
     /// # Panics
-    /// When `T` does not match the check's parameter specs: a bug that the catalog's unit test
-    /// `every_check_parses_its_default_parameters` finds for every check, so no scenario can reach it.
+    /// When `T` does not match the check's parameter specs: a bug that the unit tests
+    /// `every_check_parses_its_default_parameters_into_its_typed_struct` and
+    /// `every_parameter_parses_at_both_ends_of_its_range` (in `checks`) find for every check, so no
+    /// validated scenario can reach it.
     pub(crate) fn typed<T: serde::de::DeserializeOwned>(&self) -> T {
         serde_json::from_value(self.to_json()).unwrap_or_else(|e| {
             panic!("check `{}`: its parameter specs and its typed parameters disagree: {e}", self.spec.id)
