@@ -90,7 +90,8 @@ pub fn namespace(run_id: &str, expires_at: &str) -> Namespace {
 /// Requests and limits of every agent container, so that a namespace whose ResourceQuota or policy
 /// requires them admits the agents. Measured on the testbed under the full scenario (72 results,
 /// 66 s): a client agent used 2.9 s of CPU (45 millicores on average, bursts of requests above that)
-/// and at most 11.7 MiB resident; a server agent 0.5 s and 7 MiB. The CPU request is kept small (a
+/// and at most 11.7 MiB resident; a server agent 0.5 s and 7 MiB; every probe parameter at its
+/// maximum took a client agent to 27.6 MiB. The CPU request is kept small (a
 /// node whose CPU is almost all requested must still host a client agent, or the node is not
 /// checked), the memory limit is five times the peak, and the CPU limit leaves bursts unthrottled, so
 /// that latencies are the network's, not the quota's.
