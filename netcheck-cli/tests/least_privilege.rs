@@ -2,6 +2,8 @@
 //! pass as that ServiceAccount, and a role missing one rule gives a clear message within seconds,
 //! naming what was refused, instead of waiting for a timeout.
 
+mod common;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -12,17 +14,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 const SYSTEM: &str = "netcheck-system";
-
-async fn client() -> Option<kube::Client> {
-    match kube::Client::try_default().await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert_ne!(std::env::var("NETCHECK_REQUIRE_CLUSTER").as_deref(), Ok("1"), "no cluster: {e}");
-            eprintln!("skipped: no cluster ({e})");
-            None
-        }
-    }
-}
 
 /// The documents of `netcheck rbac`, as printed.
 fn manifest() -> Vec<serde_json::Value> {
@@ -104,7 +95,7 @@ fn netcheck_as(kubeconfig: &std::path::Path, args: &[&str]) -> (Output, Duration
 
 #[tokio::test]
 async fn the_documented_role_runs_the_full_scenario_diagnose_and_gc() {
-    let Some(client) = client().await else { return };
+    let Some(client) = common::client().await else { return };
     install(&client, "netcheck", "netcheck", |_| {}).await;
     let kubeconfig = kubeconfig_as(&client, "netcheck").await;
     for args in [
@@ -125,7 +116,7 @@ async fn the_documented_role_runs_the_full_scenario_diagnose_and_gc() {
 
 #[tokio::test]
 async fn a_missing_rule_is_named_within_seconds() {
-    let Some(client) = client().await else { return };
+    let Some(client) = common::client().await else { return };
     // The documented role without `create` on pods.
     install(&client, "netcheck-no-pod-create", "netcheck-no-pod-create", |role| {
         for rule in role["rules"].as_array_mut().expect("rules") {

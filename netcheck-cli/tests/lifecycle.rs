@@ -1,5 +1,7 @@
 //! The run's namespace is removed on Ctrl-C, kept with --keep, and collected by `netcheck gc`.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -7,17 +9,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
-
-async fn client() -> Option<kube::Client> {
-    match kube::Client::try_default().await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert_ne!(std::env::var("NETCHECK_REQUIRE_CLUSTER").as_deref(), Ok("1"), "no cluster: {e}");
-            eprintln!("skipped: no cluster ({e})");
-            None
-        }
-    }
-}
 
 async fn live_namespaces(client: &kube::Client) -> Vec<String> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -27,7 +18,7 @@ async fn live_namespaces(client: &kube::Client) -> Vec<String> {
 
 #[tokio::test]
 async fn interrupt_deletes_the_namespace() {
-    let Some(client) = client().await else { return };
+    let Some(client) = common::client().await else { return };
     // Ctrl-C, a CI runner's cancel, a closed terminal: each stops the run, cleans up, and exits as a
     // shell reports that signal.
     for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
@@ -60,7 +51,7 @@ async fn interrupt_deletes_the_namespace() {
 
 #[tokio::test]
 async fn keep_leaves_the_namespace_and_gc_collects_it() {
-    let Some(client) = client().await else { return };
+    let Some(client) = common::client().await else { return };
     let before = live_namespaces(&client).await;
     let out = Command::new(BIN).args(["run", "--check", "pod/direct", "--keep", "-o", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

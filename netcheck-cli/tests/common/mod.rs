@@ -13,3 +13,16 @@ pub fn cluster_available() -> bool {
     }
     usable
 }
+
+/// A client for the test's cluster; None (the test skips) without one, unless
+/// NETCHECK_REQUIRE_CLUSTER=1, where a missing cluster fails the test.
+pub async fn client() -> Option<kube::Client> {
+    match kube::Client::try_default().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            assert_ne!(std::env::var("NETCHECK_REQUIRE_CLUSTER").as_deref(), Ok("1"), "no cluster: {e}");
+            eprintln!("skipped: no cluster ({e})");
+            None
+        }
+    }
+}

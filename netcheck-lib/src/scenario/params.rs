@@ -39,8 +39,11 @@ impl Params {
             ParamValue::Bool(v) => Value::from(v),
             ParamValue::Duration(d) => Value::from(d.as_millis() as u64),
         };
-        let fields =
-            self.spec.params.iter().map(|p| (p.name.to_string(), value(self.get(p.name).unwrap_or(p.default))));
+        let fields = self
+            .spec
+            .params
+            .iter()
+            .map(|p| (p.name.to_string(), value(self.set.get(p.name).copied().unwrap_or(p.default))));
         Value::Object(fields.collect())
     }
 
