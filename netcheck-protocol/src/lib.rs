@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod watch;
+
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The most attempts one order may ask of an agent: its result travels back in a ConfigMap, which the
 /// API server caps at 1 MiB, and this many attempts with the longest identities fit with room to
 /// spare (a unit test holds it). The catalog's ranges are derived from it.
@@ -528,7 +530,7 @@ mod tests {
         let text = r#"{"version":4,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
         assert!(err.contains("protocol version 4"), "{err}");
-        assert!(parse_order(r#"{"version":5,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        assert!(parse_order(r#"{"version":6,"action":{"kind":"setReady","ready":false}}"#).is_ok());
     }
 
     #[test]
@@ -563,7 +565,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
         assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
         // An order written before `anyServer` existed still reads, as an agent probe.
-        let old = r#"{"version":5,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
+        let old = r#"{"version":6,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
         let Action::Http(p) = parse_order(old).unwrap().action else { panic!("not http") };
         assert!(!p.any_server);
     }
