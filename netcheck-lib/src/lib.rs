@@ -22,6 +22,7 @@ pub mod scenario;
 #[cfg(test)]
 mod schema_walk;
 pub(crate) mod stats;
+pub mod watch;
 
 pub use error::{Error, Result};
 /// The orders and results exchanged with the agents (the `netcheck-protocol` crate, which the

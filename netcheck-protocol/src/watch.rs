@@ -185,7 +185,8 @@ impl PathRecord {
                 if self.latency_buckets.len() != LATENCY_BUCKETS_MS.len() + 1 {
                     self.latency_buckets = vec![0; LATENCY_BUCKETS_MS.len() + 1];
                 }
-                let bucket = LATENCY_BUCKETS_MS.iter().position(|&b| o.elapsed_ms <= b).unwrap_or(LATENCY_BUCKETS_MS.len());
+                let bucket =
+                    LATENCY_BUCKETS_MS.iter().position(|&b| o.elapsed_ms <= b).unwrap_or(LATENCY_BUCKETS_MS.len());
                 self.latency_buckets[bucket] += 1;
                 self.last_ok_ms = Some(o.start_ms);
                 if let Some(mut open) = self.open.take() {
@@ -373,7 +374,10 @@ mod tests {
             interval_ms: 200,
             timeout_ms: 1000,
             flush_ms: 2000,
-            paths: vec![WatchPath { id: "clusterip".into(), probe: WatchProbe::Http { target: "10.96.0.9:80".into() } }],
+            paths: vec![WatchPath {
+                id: "clusterip".into(),
+                probe: WatchProbe::Http { target: "10.96.0.9:80".into() },
+            }],
         };
         let text = serde_json::to_string(&plan).unwrap();
         assert_eq!(WatchPlan::parse(&text).unwrap(), plan);

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::model::{CheckResult, Report, Status};
+use super::model::{CheckResult, Report, Status, TimelineEntry, WindowKind};
 
 /// Measurements that best summarise a result, most telling first.
-const KEY_MEASUREMENTS: &[&str] = &["p50Ms", "pValue", "convergenceMs"];
+const KEY_MEASUREMENTS: &[&str] = &["p50Ms", "pValue", "convergenceMs", "longestOutageMs"];
 
 /// Renders `report` for a terminal or a log; `color` adds ANSI colours to statuses.
 ///
@@ -29,6 +29,7 @@ pub fn render(report: &Report, color: bool) -> String {
     let regressions: Vec<String> =
         report.regressions.iter().map(|r| format!("{} {}: {}\n", r.check, r.subject, r.what)).collect();
     push_section(&mut out, "Regressions against the baseline", &regressions.concat());
+    push_section(&mut out, "Timeline (agents' clock, UTC)", &timeline(&report.timeline));
     out.push('\n');
     out.push_str(&totals(&report.results));
     out.push('\n');
@@ -64,6 +65,24 @@ pub(crate) fn failure_text(result: &CheckResult) -> String {
         }
     }
     lines.join("\n")
+}
+
+/// One line per timeline entry: when, how long, what, where, and what the nodes did around then.
+fn timeline(entries: &[TimelineEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let what = match e.kind {
+            WindowKind::Outage => format!("outage, {} failed: {}", e.failures, e.detail),
+            WindowKind::Unobserved => format!("unobserved: {}", e.detail),
+            WindowKind::Cut => format!("connection cut {}", e.detail),
+        };
+        let _ = write!(out, "{}  {:>7}  {} {}  {what}", e.start, duration(e.duration_ms), e.node, e.path);
+        if !e.during.is_empty() {
+            let _ = write!(out, "  [nodes: {}]", e.during.join(", "));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn header(report: &Report) -> String {
@@ -321,6 +340,7 @@ pub(crate) mod fixtures {
             results,
             summary: Default::default(),
             regressions: Vec::new(),
+            timeline: Vec::new(),
         };
         report.summarize();
         report
@@ -373,6 +393,28 @@ nodeport/every-node cluster: needs 2 schedulable nodes, found 1
     fn renders_the_whole_report() {
         let text = render(&sample_report(), false);
         assert_eq!(text, EXPECTED, "got:\n{text}");
+    }
+
+    #[test]
+    fn a_watch_timeline_says_when_how_long_where_and_what_the_nodes_did() {
+        let mut report = sample_report();
+        report.timeline = vec![TimelineEntry {
+            kind: WindowKind::Outage,
+            node: "node-b".into(),
+            path: "clusterip".into(),
+            start: "10:01:02.345Z".into(),
+            start_ms: 1_000,
+            end_ms: 6_200,
+            duration_ms: 5_200,
+            failures: 26,
+            detail: "timeout".into(),
+            during: vec!["node-b NodeNotSchedulable -0.4 s".into()],
+        }];
+        let text = render(&report, false);
+        assert!(
+            text.contains("Timeline (agents' clock, UTC)\n\n10:01:02.345Z    5.2 s  node-b clusterip  outage, 26 failed: timeout  [nodes: node-b NodeNotSchedulable -0.4 s]\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -220,6 +220,45 @@ pub struct Summary {
     pub error: usize,
 }
 
+/// What a timeline entry is (`netcheck watch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowKind {
+    /// Attempts failed from `start` until one succeeded at `end`.
+    Outage,
+    /// Nobody observed the path (an agent restarted, or stopped writing its record).
+    Unobserved,
+    /// A long-lived connection was cut (start = end).
+    Cut,
+}
+
+/// One entry of a watch's timeline: an outage, a span nobody observed, or a cut connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// What happened.
+    pub kind: WindowKind,
+    /// The source node (whose agent saw it).
+    pub node: String,
+    /// The path id (`clusterip`, `nodeport/node-b`, …); for an unobserved span, `*`.
+    pub path: String,
+    /// Start, RFC 3339 and epoch ms.
+    pub start: String,
+    /// Epoch ms.
+    pub start_ms: u64,
+    /// Epoch ms.
+    pub end_ms: u64,
+    /// Length.
+    pub duration_ms: u64,
+    /// Failed attempts inside.
+    pub failures: u64,
+    /// The first error.
+    pub detail: String,
+    /// What the cluster reported about nodes around then (`node-b NodeNotSchedulable +0.4 s`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub during: Vec<String>,
+}
+
 /// Everything a run found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -250,6 +289,10 @@ pub struct Report {
     /// What got worse against a baseline report (`--baseline`); empty without one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regressions: Vec<super::baseline::Regression>,
+    /// `netcheck watch`: every outage, unobserved span and cut connection, oldest first, on the
+    /// agents' clock; empty for other runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
 }
 
 impl Report {
@@ -276,6 +319,7 @@ impl Report {
             results,
             summary: Summary::default(),
             regressions: Vec::new(),
+            timeline: Vec::new(),
         };
         report.summarize();
         report

@@ -52,13 +52,13 @@ pub struct AgentTemplate {
     pub api_server: Option<String>,
 }
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     map.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     map
 }
 
-fn meta(name: &str, namespace: &str, extra_labels: &[(&str, &str)]) -> ObjectMeta {
+pub(crate) fn meta(name: &str, namespace: &str, extra_labels: &[(&str, &str)]) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.into()),
         namespace: Some(namespace.into()),
@@ -211,7 +211,7 @@ fn agent_container(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> Containe
     }
 }
 
-fn agent_pod_spec(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> PodSpec {
+pub(crate) fn agent_pod_spec(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> PodSpec {
     PodSpec {
         containers: vec![agent_container(template, extra_env)],
         service_account_name: Some(AGENT_SERVICE_ACCOUNT.into()),
@@ -325,7 +325,13 @@ pub fn rollout_objects(ns: &str, replicas: i32, template: &AgentTemplate) -> (De
 
 /// Agents as a Deployment labelled `component`, spread over nodes, shutting down gracefully (not
 /// ready, still serving, for 2 s after SIGTERM, so that endpoints drop them before they stop).
-fn agent_deployment(ns: &str, name: &str, component: &str, replicas: i32, template: &AgentTemplate) -> Deployment {
+pub(crate) fn agent_deployment(
+    ns: &str,
+    name: &str,
+    component: &str,
+    replicas: i32,
+    template: &AgentTemplate,
+) -> Deployment {
     let selector = BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]);
     let delay = EnvVar { name: "NETCHECK_SHUTDOWN_DELAY_MS".into(), value: Some("2000".into()), ..Default::default() };
     let mut spec = agent_pod_spec(template, vec![delay]);
