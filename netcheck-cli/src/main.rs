@@ -2,6 +2,7 @@
 //! report, and turns the outcome into an exit code (0 passed, 1 a check failed, 2 could not run).
 
 mod progress;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Walk an existing Service from selector to DNS and name the first broken link.
     Diagnose(Box<DiagnoseArgs>),
+    /// Measure Service networking while COMMAND (an upgrade) runs, and judge the disruption
+    /// against a budget: `netcheck watch -- ./upgrade.sh`; or `watch start` … `watch stop`.
+    Watch(Box<watch::WatchCommand>),
     /// List the checks and the built-in scenarios.
     List,
     /// Print the RBAC netcheck needs (a ClusterRole and a ServiceAccount bound to it), for
@@ -300,6 +304,7 @@ async fn dispatch(command: Command) -> ExitCode {
             run(options, output, junit, baseline).await
         }
         Command::Diagnose(args) => diagnose(*args).await,
+        Command::Watch(args) => watch::watch(*args).await,
         Command::List => {
             print!("{}", list());
             ExitCode::SUCCESS
