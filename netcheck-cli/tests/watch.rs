@@ -1,0 +1,186 @@
+//! `netcheck watch` against the testbed, as a user runs it: a disruption injected while a watch runs
+//! must be found with the right node, path and duration; the two-step form must lose nothing while no
+//! runner is connected; Ctrl-C must leave nothing behind. Durations are printed for the note.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
+const NODE: &str = "node-b";
+
+fn netcheck(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("netcheck runs")
+}
+
+fn report_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("no JSON report (exit {:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn results(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["results"].as_array().expect("results").clone()
+}
+
+fn is(r: &serde_json::Value, check: &str, source: &str) -> bool {
+    r["check"] == check && r["subject"]["sourceNode"] == source
+}
+
+fn longest_outage_s(r: &serde_json::Value) -> f64 {
+    r["measurements"]["longestOutageMs"].as_u64().expect("longestOutageMs") as f64 / 1000.0
+}
+
+fn summary(report: &serde_json::Value) -> Vec<String> {
+    results(report)
+        .iter()
+        .filter(|r| r["status"] != "pass")
+        .map(|r| format!("{} {} {}: {}", r["check"], r["status"], r["subject"], r["message"]))
+        .collect()
+}
+
+/// kube-proxy stopped on node-b with its rules flushed for 5 s: Service traffic from node-b's pods
+/// (ClusterIP, node ports, the DNS Service) and node-b's node port fail with a ~5 s outage; pod IPs,
+/// which need no Service proxy, and node-a's own Service paths pass.
+fn assert_kube_proxy_fault_found(report: &serde_json::Value, code: Option<i32>) {
+    let all = results(report);
+    let bad = summary(report);
+    assert_eq!(code, Some(1), "{bad:#?}");
+    for r in all.iter().filter(|r| r["status"] != "pass") {
+        let names_node = r["subject"]["sourceNode"] == NODE || r["subject"]["targetNode"] == NODE;
+        assert!(names_node && r["status"] == "fail", "only fail, naming {NODE}: {bad:#?}");
+    }
+    let clusterip = all.iter().find(|r| is(r, "watch/clusterip", NODE)).expect("clusterip from node-b");
+    let outage = longest_outage_s(clusterip);
+    eprintln!("watch: kube-proxy fault on {NODE}: ClusterIP outage {outage:.1} s; {bad:#?}");
+    assert_eq!(clusterip["status"], "fail");
+    assert!((4.0..=9.0).contains(&outage), "a ~5 s fault (plus restart and first sync): {outage} s");
+    for source in ["node-a", NODE] {
+        let pod_ip = all.iter().find(|r| is(r, "watch/pod-ip", source)).expect("pod-ip");
+        assert_eq!(pod_ip["status"], "pass", "pod IPs need no kube-proxy: {pod_ip}");
+    }
+    let from_a = all.iter().find(|r| is(r, "watch/clusterip", "node-a")).expect("clusterip from node-a");
+    assert_eq!(from_a["status"], "pass", "{from_a}");
+    let timeline = report["timeline"].as_array().expect("a timeline");
+    assert!(timeline.iter().any(|w| w["node"] == NODE && w["path"] == "clusterip" && w["kind"] == "outage"));
+}
+
+const KUBE_PROXY_FAULT: &str =
+    "testbed/stop kube-proxy node-b --flush-rules && sleep 5 && testbed/start kube-proxy node-b";
+
+fn in_repo(script: &str) -> Vec<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    vec!["sh".into(), "-c".into(), format!("cd {} && {script}", root.display())]
+}
+
+#[test]
+fn a_kube_proxy_outage_during_a_watch_is_placed_on_its_node_with_its_duration() {
+    if !common::cluster_available() {
+        return;
+    }
+    let started = Instant::now();
+    let mut args = vec!["watch", "-o", "json", "--"];
+    let command = in_repo(KUBE_PROXY_FAULT);
+    args.extend(command.iter().map(String::as_str));
+    let out = netcheck(&args);
+    eprintln!("watch with a kube-proxy fault took {:.1} s", started.elapsed().as_secs_f64());
+    assert_kube_proxy_fault_found(&report_of(&out), out.status.code());
+}
+
+#[test]
+fn coredns_scaled_to_zero_fails_only_the_dns_path_on_every_node() {
+    if !common::cluster_available() {
+        return;
+    }
+    let command = in_repo("testbed/stop dns && sleep 5 && testbed/start dns");
+    let mut args = vec!["watch", "-o", "json", "--"];
+    args.extend(command.iter().map(String::as_str));
+    let out = netcheck(&args);
+    let report = report_of(&out);
+    let bad = summary(&report);
+    assert_eq!(out.status.code(), Some(1), "{bad:#?}");
+    for r in results(&report) {
+        let dns = r["check"] == "watch/dns";
+        assert_eq!(r["status"] == "fail", dns, "only DNS fails, on every node: {bad:#?}");
+        if dns {
+            eprintln!(
+                "watch: CoreDNS at zero: DNS outage from {} {:.1} s",
+                r["subject"]["sourceNode"],
+                longest_outage_s(&r)
+            );
+            assert!(longest_outage_s(&r) >= 5.0, "{r}");
+        }
+    }
+}
+
+#[test]
+fn a_watch_started_and_stopped_by_different_processes_keeps_what_happened_between() {
+    if !common::cluster_available() {
+        return;
+    }
+    let start = netcheck(&["watch", "start"]);
+    assert!(start.status.success(), "{}", String::from_utf8_lossy(&start.stderr));
+    let namespace = String::from_utf8_lossy(&start.stdout).trim().to_string();
+    assert!(namespace.starts_with("netcheck-"), "prints the namespace: {namespace}");
+    let fault = Command::new("sh").args(&in_repo(KUBE_PROXY_FAULT)[1..]).status().expect("fault injected");
+    assert!(fault.success());
+    // Let the agents see node-b answer again and write it down.
+    std::thread::sleep(Duration::from_secs(6));
+    let stop = netcheck(&["watch", "stop", "-n", &namespace, "-o", "json"]);
+    assert_kube_proxy_fault_found(&report_of(&stop), stop.status.code());
+    let again = netcheck(&["watch", "stop", "-n", &namespace]);
+    assert_eq!(again.status.code(), Some(2), "a stopped watch is gone");
+}
+
+#[test]
+fn ctrl_c_during_a_watch_prints_a_partial_report_and_removes_the_agents() {
+    if !common::cluster_available() {
+        return;
+    }
+    let child = Command::new(BIN)
+        .args(["watch", "-o", "json", "--", "sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netcheck runs");
+    let pid = child.id() as i32;
+    // Wait until the watch runs its command (its agents recorded traffic on every path).
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let watching = loop {
+        // The command is spawned from one of the runtime's threads: look at every thread's children.
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>());
+        let running = tasks
+            .unwrap_or_default()
+            .iter()
+            .any(|t| std::fs::read_to_string(t.path().join("children")).is_ok_and(|c| !c.trim().is_empty()));
+        if running {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(watching, "the watch never started its command");
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = report_of(&out);
+    assert!(!results(&report).is_empty(), "a partial report");
+    let namespace = format!("netcheck-{}", report["runId"].as_str().unwrap());
+    let gone = runtime.block_on(async {
+        let client = common::client().await.expect("a cluster");
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        match api.get_opt(&namespace).await.unwrap() {
+            None => true,
+            Some(ns) => ns.metadata.deletion_timestamp.is_some(),
+        }
+    });
+    assert!(gone, "{namespace} is deleted");
+}
