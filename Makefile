@@ -9,7 +9,7 @@ KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
 
-.PHONY: demo test down testbed image netcheck lint unit smoke cluster-test examples bench soak full-scenario upgrade-test
+.PHONY: demo test down testbed image agent-image-tar netcheck lint unit smoke cluster-test examples bench soak full-scenario upgrade-test
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -18,8 +18,7 @@ demo: testbed image netcheck
 testbed:
 	testbed/up
 
-image: testbed
-	image/build-oci $(AGENT_IMAGE_TAR)
+image: testbed agent-image-tar
 	testbed/load-image $(AGENT_IMAGE_TAR)
 
 netcheck:
@@ -56,9 +55,15 @@ test: lint unit netcheck smoke cluster-test examples
 full-scenario: image netcheck
 	$(NETCHECK) run --scenario full --kubeconfig $(KUBECONFIG_TB)
 
-# A rolling upgrade from the previous minor version, with the testbed's smoke test before and after.
-upgrade-test:
-	testbed/upgrade-test
+# A rolling upgrade from the previous minor version, with the testbed's smoke test before and after,
+# under `netcheck watch` (the disruption per node × path against the default budget).
+upgrade-test: agent-image-tar netcheck
+	UPGRADE_SETUP="testbed/load-image $(AGENT_IMAGE_TAR)" \
+	UPGRADE_UNDER="$(NETCHECK) watch --kubeconfig $(KUBECONFIG_TB) --junit target/watch-upgrade.xml --" \
+	  testbed/upgrade-test
+
+agent-image-tar:
+	image/build-oci $(AGENT_IMAGE_TAR)
 
 bench: image netcheck
 	scripts/bench.sh
