@@ -105,17 +105,23 @@ fn presence_run(watch: Option<&PresenceWatch>, outcome: &Outcome, run: u32) -> u
 fn resolver_for(query: &DnsQuery, timeout: Duration) -> Result<TokioResolver, String> {
     let mut builder = match &query.server {
         None => TokioResolver::builder_tokio().map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?,
-        Some(server) => {
-            let addr: SocketAddr = server.parse().map_err(|_| format!("DNS server {server:?} is not ip:port"))?;
-            let mut connection = if query.tcp { ConnectionConfig::tcp() } else { ConnectionConfig::udp() };
-            connection.port = addr.port();
-            let ns = NameServerConfig::new(addr.ip(), true, vec![connection]);
-            Resolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], vec![ns]),
-                TokioRuntimeProvider::default(),
-            )
-        }
+        Some(server) => return resolver_to(server, query.tcp, timeout),
     };
+    quiet(builder.options_mut(), timeout);
+    builder.build().map_err(|e| format!("cannot build a resolver: {e}"))
+}
+
+/// A resolver that sends every query once to `server` (`ip:port`), over TCP or UDP, with no cache.
+/// Also used by the watch role's DNS paths.
+pub(super) fn resolver_to(server: &str, tcp: bool, timeout: Duration) -> Result<TokioResolver, String> {
+    let addr: SocketAddr = server.parse().map_err(|_| format!("DNS server {server:?} is not ip:port"))?;
+    let mut connection = if tcp { ConnectionConfig::tcp() } else { ConnectionConfig::udp() };
+    connection.port = addr.port();
+    let ns = NameServerConfig::new(addr.ip(), true, vec![connection]);
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_parts(None, vec![], vec![ns]),
+        TokioRuntimeProvider::default(),
+    );
     quiet(builder.options_mut(), timeout);
     builder.build().map_err(|e| format!("cannot build a resolver: {e}"))
 }
@@ -151,7 +157,7 @@ async fn query_once(resolver: &TokioResolver, query: &DnsQuery, rtype: RecordTyp
     }
 }
 
-fn classify(e: &NetError) -> Outcome {
+pub(super) fn classify(e: &NetError) -> Outcome {
     if e.is_nx_domain() {
         Outcome::NxDomain
     } else if e.is_no_records_found() {

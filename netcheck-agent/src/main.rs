@@ -2,6 +2,8 @@
 //!
 //! Every agent serves its identity over HTTP and UDP (the server role) and executes the probe orders
 //! addressed to it (the client role). The run decides roles by where it sends traffic and orders.
+//! An agent given a watch plan ([`WATCH_PLAN_ENV`]) also probes on its own and keeps a record (the
+//! watch role, [`watch`]).
 //! Readiness (`/readyz`) is true only once the agent's order watch is established and no order has
 //! switched it off, so a pod that cannot reach the API server never becomes Ready and the runner can
 //! name it.
@@ -11,6 +13,7 @@ mod orders;
 mod probe;
 mod record;
 mod server;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -18,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use netcheck_protocol::watch::{WATCH_PLAN_ENV, WatchPlan};
 use netcheck_protocol::{API_SERVER_ENV, Identity};
 
 /// Why the agent cannot run.
@@ -34,6 +38,9 @@ enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The watch plan in the environment cannot be followed.
+    #[error("{WATCH_PLAN_ENV}: {0}")]
+    Plan(String),
     /// The API server cannot be reached from this pod.
     #[error("cannot reach the in-cluster API server: {0}")]
     Unreachable(String),
@@ -81,6 +88,8 @@ struct AgentConfig {
     /// How long to keep serving, not ready, after SIGTERM (`NETCHECK_SHUTDOWN_DELAY_MS`), so that
     /// endpoints drop the pod before it stops answering.
     shutdown_delay: Duration,
+    /// The watch plan (`NETCHECK_WATCH_PLAN`), for a watch client agent.
+    watch: Option<WatchPlan>,
 }
 
 impl AgentConfig {
@@ -91,6 +100,10 @@ impl AgentConfig {
         }
         let start_ready = std::env::var("NETCHECK_START_READY").map(|v| v != "false").unwrap_or(true);
         let delay_ms = std::env::var("NETCHECK_SHUTDOWN_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let watch = match std::env::var(WATCH_PLAN_ENV) {
+            Ok(text) => Some(WatchPlan::parse(&text).map_err(Error::Plan)?),
+            Err(_) => None,
+        };
         Ok(AgentConfig {
             pod: var("POD_NAME")?,
             namespace: var("POD_NAMESPACE")?,
@@ -98,6 +111,7 @@ impl AgentConfig {
             pod_ip: var("POD_IP")?,
             start_ready,
             shutdown_delay: Duration::from_millis(delay_ms),
+            watch,
         })
     }
 
@@ -121,6 +135,9 @@ impl Readiness {
     }
 }
 
+/// How long a stopping agent waits for the last write of its watch record.
+const LAST_WRITE_WAIT: Duration = Duration::from_secs(2);
+
 /// Runs the agent until SIGTERM/SIGINT.
 async fn run(config: AgentConfig) -> Result<()> {
     let identity = config.identity();
@@ -130,12 +147,21 @@ async fn run(config: AgentConfig) -> Result<()> {
     let http = server::serve_http(identity.clone(), readiness.clone()).await?;
     let udp = server::serve_udp(identity.clone()).await?;
     let client = api_client().await?;
+    let watch = config.watch.clone().map(|plan| {
+        let place =
+            watch::Place { namespace: config.namespace.clone(), node: config.node.clone(), pod: config.pod.clone() };
+        watch::Watch::start(client.clone(), place, plan)
+    });
     let orders = tokio::spawn(orders::execute_orders(client, config.namespace.clone(), identity, readiness.clone()));
 
     wait_for_termination().await;
     tracing::info!(delay_ms = config.shutdown_delay.as_millis() as u64, "terminating: not ready, still serving");
     readiness.wanted.store(false, Ordering::SeqCst);
     tokio::time::sleep(config.shutdown_delay).await;
+    // The watch keeps probing through the delay (this agent still works), then writes what it saw.
+    if let Some(watch) = watch {
+        watch.stop(LAST_WRITE_WAIT).await;
+    }
     orders.abort();
     http.abort();
     udp.abort();

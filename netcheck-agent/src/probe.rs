@@ -78,7 +78,7 @@ impl Silence {
     }
 }
 
-async fn http_once(client: &reqwest::Client, url: &str, any_server: bool) -> Outcome {
+pub(super) async fn http_once(client: &reqwest::Client, url: &str, any_server: bool) -> Outcome {
     let response = match client.get(url).send().await {
         Ok(r) => r,
         Err(e) => return classify_http_error(&e),
@@ -123,7 +123,7 @@ fn classify_http_error(e: &reqwest::Error) -> Outcome {
     Outcome::Error { detail: e.to_string() }
 }
 
-fn classify_io(e: &io::Error) -> Option<Outcome> {
+pub(super) fn classify_io(e: &io::Error) -> Option<Outcome> {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => Some(Outcome::Refused),
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {

@@ -1,10 +1,13 @@
-//! The server role: identity over HTTP and UDP, and the switchable readiness endpoint.
+//! The server role: identity over HTTP and UDP, and the switchable readiness endpoint. An agent that
+//! is shutting down or switched unready closes kept-alive connections after each answer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -58,6 +61,11 @@ fn answer(path: &str, identity: &Identity, readiness: &Readiness, peer: SocketAd
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    if path == "/" && !readiness.wanted.load(Ordering::SeqCst) {
+        // Shutting down or switched unready: close kept-alive connections after this answer, so
+        // that their clients move to another backend without losing a request (no cut).
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -75,4 +83,28 @@ pub(super) async fn serve_udp(identity: Identity) -> Result<JoinHandle<()>> {
             let _ = socket.send_to(&text, peer).await;
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn identity() -> Identity {
+        Identity { pod: "s-1".into(), node: "node-b".into(), pod_ip: "10.244.1.5".into(), client: String::new() }
+    }
+
+    #[test]
+    fn an_agent_that_is_not_wanted_ready_closes_connections_after_answering() {
+        let peer: SocketAddr = "10.244.2.9:40000".parse().unwrap();
+        let ready = Readiness { wanted: AtomicBool::new(true), connected: AtomicBool::new(true) };
+        let response = answer("/", &identity(), &ready, peer);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get(CONNECTION).is_none());
+        ready.wanted.store(false, Ordering::SeqCst);
+        let response = answer("/", &identity(), &ready, peer);
+        assert_eq!(response.status(), StatusCode::OK, "still answers");
+        assert_eq!(response.headers().get(CONNECTION).unwrap(), "close");
+        assert!(answer("/readyz", &identity(), &ready, peer).headers().get(CONNECTION).is_none());
+    }
 }
