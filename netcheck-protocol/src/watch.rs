@@ -190,7 +190,9 @@ impl PathRecord {
                 self.latency_buckets[bucket] += 1;
                 self.last_ok_ms = Some(o.start_ms);
                 if let Some(mut open) = self.open.take() {
-                    open.end_ms = open.end_ms.max(o.start_ms);
+                    // The path answered again by the time this attempt started; a failure's own
+                    // timeout running past that is not outage.
+                    open.end_ms = o.start_ms.max(open.start_ms);
                     push_bounded(&mut self.windows, open, merge_windows);
                 }
             }
@@ -322,8 +324,8 @@ mod tests {
         assert_eq!((path.requests, path.failures), (4, 2));
         assert_eq!(path.windows.len(), 1);
         let w = &path.windows[0];
-        // Opened at 200; the last failure ended at 1400, after the success started at 600.
-        assert_eq!((w.start_ms, w.end_ms, w.failures, w.detail.as_str()), (200, 1400, 2, "timeout"));
+        // Opened at 200; closed when the success started at 600, though the last timeout ran to 1400.
+        assert_eq!((w.start_ms, w.end_ms, w.failures, w.detail.as_str()), (200, 600, 2, "timeout"));
         assert!(path.open.is_none());
         assert_eq!(path.latency_buckets.iter().sum::<u64>(), 2);
         assert_eq!(path.latency_buckets[2], 2, "3 ms falls in the ≤ 5 ms bucket");

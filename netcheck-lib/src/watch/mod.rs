@@ -322,8 +322,12 @@ impl Watch {
                 .await
                 .map_err(|e| Error::api(format!("reading namespace {ns}"), e))?
                 .filter(|n| n.metadata.labels.as_ref().is_some_and(|l| l.contains_key(manifests::WATCH_LABEL)))
+                .filter(|n| n.metadata.deletion_timestamp.is_none())
                 .ok_or_else(|| {
-                    Error::Input(format!("namespace {ns} is not a netcheck watch (see `netcheck watch start`)"))
+                    Error::Input(format!(
+                        "namespace {ns} is not a running netcheck watch (stopped, collected, or never one; see \
+                         `netcheck watch start`)"
+                    ))
                 })?,
             None => {
                 let list = api
