@@ -264,7 +264,8 @@ async fn run_command(command: &[String], watch: &Watch, progress: &Bar) -> (Resu
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         return (Err("cannot handle signals".into()), None);
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut last = String::new();
     loop {
         tokio::select! {
             status = child.wait() => {
@@ -277,22 +278,26 @@ async fn run_command(command: &[String], watch: &Watch, progress: &Bar) -> (Resu
             }
             _ = int.recv() => { child.kill().await.ok(); return (Err("interrupted".into()), Some(2)); }
             _ = term.recv() => { child.kill().await.ok(); return (Err("interrupted".into()), Some(15)); }
-            _ = tick.tick() => show_outages(watch, progress).await,
+            _ = tick.tick() => show_outages(watch, progress, &mut last).await,
         }
     }
 }
 
-/// One progress line: which node × path is failing now.
-async fn show_outages(watch: &Watch, progress: &Bar) {
+/// One progress line when what is failing changes: which node × path is failing now.
+async fn show_outages(watch: &Watch, progress: &Bar, last: &mut String) {
     let Ok(records) = watch.snapshot().await else { return };
     let failing: Vec<String> = records
         .values()
         .flat_map(|r| r.paths.iter().filter(|(_, p)| p.open.is_some()).map(move |(id, _)| format!("{} {id}", r.node)))
         .collect();
-    if failing.is_empty() {
-        progress.note("every path answering");
+    let now = if failing.is_empty() {
+        "every path answering".to_string()
     } else {
-        progress.note(&format!("failing now: {}", failing.join(", ")));
+        format!("failing now: {}", failing.join(", "))
+    };
+    if now != *last {
+        progress.note(&now);
+        *last = now;
     }
 }
 
