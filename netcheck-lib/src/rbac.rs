@@ -1,4 +1,4 @@
-//! The permissions netcheck needs, as a manifest (`deploy/rbac.yaml`): a ClusterRole with one
+//! The permissions netcheck needs (run, diagnose, gc, watch), as a manifest (`deploy/rbac.yaml`): a ClusterRole with one
 //! commented rule per need, and a ServiceAccount bound to it. `netcheck rbac` prints it.
 
 /// `deploy/rbac.yaml`: the ClusterRole `netcheck`, the namespace `netcheck-system`, the ServiceAccount
@@ -32,9 +32,10 @@ mod tests {
     fn the_runner_holds_every_verb_it_grants_the_agents() {
         // RBAC lets a user create a Role only with permissions it holds itself.
         let role: ClusterRole = serde_json::from_value(documents().remove(0)).expect("a ClusterRole");
-        let (_, agent_role, _) = crate::runner::manifests::agent_rbac("ns");
+        let (_, run_role, _) = crate::runner::manifests::agent_rbac("ns");
+        let watch_role = crate::watch::manifests::agent_role("ns");
         let mut checked = 0;
-        for granted in agent_role.rules.unwrap_or_default() {
+        for granted in run_role.rules.into_iter().chain(watch_role.rules).flatten() {
             for resource in granted.resources.unwrap_or_default() {
                 for verb in &granted.verbs {
                     let held = role.rules.iter().flatten().any(|r| {

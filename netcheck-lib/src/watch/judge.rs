@@ -46,6 +46,9 @@ pub struct Baseline {
     pub flowing_ms: u64,
     /// Per node, per path.
     pub counts: BTreeMap<String, BTreeMap<String, Counts>>,
+    /// The API server's version then, so that a report after an upgrade shows both.
+    #[serde(default)]
+    pub version: String,
 }
 
 impl Baseline {
@@ -59,7 +62,7 @@ impl Baseline {
                 (node.clone(), paths.collect())
             })
             .collect();
-        Baseline { flowing_ms, counts }
+        Baseline { flowing_ms, counts, version: String::new() }
     }
 }
 
@@ -353,7 +356,7 @@ mod tests {
     fn run(records: BTreeMap<String, WatchRecord>, budget: Budget) -> (Vec<CheckResult>, Vec<TimelineEntry>) {
         let nodes = vec!["node-a".to_string(), "node-b".to_string()];
         let paths = vec!["clusterip".to_string()];
-        let baseline = Baseline { flowing_ms: T0 + 1_000, counts: BTreeMap::new() };
+        let baseline = Baseline { flowing_ms: T0 + 1_000, ..Baseline::default() };
         let events = vec![NodeEvent { at_ms: T0 + 19_000, node: "node-b".into(), reason: "NodeNotReady".into() }];
         let e = Evidence {
             records: &records,
@@ -442,6 +445,7 @@ mod tests {
                 "node-a".to_string(),
                 BTreeMap::from([("clusterip".to_string(), Counts { requests: 5, failures: 4 })]),
             )]),
+            version: "v1.35.4".into(),
         };
         let records = BTreeMap::from([("node-a".to_string(), warm)]);
         let (nodes, paths) = (vec!["node-a".to_string()], vec!["clusterip".to_string()]);

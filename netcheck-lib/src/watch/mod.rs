@@ -224,7 +224,7 @@ impl Watch {
             let records = self.snapshot().await?;
             let waiting = self.not_flowing(&records);
             if waiting.is_empty() {
-                self.baseline = Baseline::of(&records, now_ms());
+                self.baseline = Baseline { version: self.cluster.version.clone(), ..Baseline::of(&records, now_ms()) };
                 self.write_baseline().await?;
                 progress.note(&format!("traffic flows on every path ({:.1} s)", started.elapsed().as_secs_f64()));
                 return Ok(());
@@ -417,7 +417,17 @@ impl Watch {
         let (results, timeline) = judge::judge(&evidence, budget);
         let mut nodes = self.nodes.clone();
         nodes.extend(self.unhosted.iter().map(|(n, _)| n.clone()));
-        let mut report = Report::from_results(&self.run_id, "watch", self.cluster.info(nodes), results);
+        let mut info = self.cluster.info(nodes);
+        // The version when the watch began, and now: an upgrade's report shows both.
+        let now = self.cluster.client.apiserver_version().await.map(|v| v.git_version).unwrap_or_default();
+        let before = &self.baseline.version;
+        info.version = match (before.is_empty(), now.is_empty()) {
+            (false, false) if *before != now => format!("{before} → {now}"),
+            (false, _) => before.clone(),
+            (true, false) => now,
+            (true, true) => info.version,
+        };
+        let mut report = Report::from_results(&self.run_id, "watch", info, results);
         report.started_at = jiff::Timestamp::from_millisecond(self.baseline.flowing_ms as i64)
             .map(|t| t.to_string())
             .unwrap_or_default();
