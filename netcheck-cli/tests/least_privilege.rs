@@ -1,5 +1,5 @@
-//! netcheck under exactly the RBAC it documents (`netcheck rbac`): the full scenario, diagnose and gc
-//! pass as that ServiceAccount, and a role missing one rule gives a clear message within seconds,
+//! netcheck under exactly the RBAC it documents (`netcheck rbac`): the full scenario, diagnose, a watch
+//! (foreground, then start and stop) and gc pass as that ServiceAccount, and a role missing one rule gives a clear message within seconds,
 //! naming what was refused, instead of waiting for a timeout.
 
 mod common;
@@ -94,14 +94,18 @@ fn netcheck_as(kubeconfig: &std::path::Path, args: &[&str]) -> (Output, Duration
 }
 
 #[tokio::test]
-async fn the_documented_role_runs_the_full_scenario_diagnose_and_gc() {
+async fn the_documented_role_runs_the_full_scenario_diagnose_watch_and_gc() {
     let Some(client) = common::client().await else { return };
     install(&client, "netcheck", "netcheck", |_| {}).await;
     let kubeconfig = kubeconfig_as(&client, "netcheck").await;
     for args in [
         &["run", "--scenario", "full", "-o", "json"][..],
+        &["watch", "--", "sleep", "3"][..],
+        // The watch records on its own between these two, while the others run.
+        &["watch", "start"][..],
         &["diagnose", "service/kubernetes", "-n", "default"][..],
         &["gc", "--dry-run"][..],
+        &["watch", "stop"][..],
     ] {
         let (out, took) = netcheck_as(&kubeconfig, args);
         assert_eq!(

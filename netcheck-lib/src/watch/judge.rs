@@ -204,7 +204,12 @@ fn judge_path(
 
     let mut problems = Vec::new();
     if requests == 0 {
-        problems.push(format!("no attempt on {path} was recorded while watching"));
+        problems.push(format!(
+            "no attempt on {path} was recorded while watching ({} from {}; the agents write every {})",
+            seconds(to.saturating_sub(from)),
+            clock(from),
+            seconds(e.flush_ms)
+        ));
     }
     if let Some(w) = longest.filter(|w| w.duration_ms() > budget.max_outage_ms) {
         problems.push(format!(
