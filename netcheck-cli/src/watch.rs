@@ -104,6 +104,9 @@ struct BudgetArgs {
     /// The longest outage allowed on any node × path.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     max_outage: Duration,
+    /// The longest span no agent observed on a node (a restarted agent) that still passes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    max_unobserved: Duration,
     /// The largest fraction of failed attempts allowed per node × path (0–1).
     #[arg(long, default_value_t = 0.01, value_parser = parse_fraction)]
     max_failed: f64,
@@ -116,6 +119,7 @@ impl BudgetArgs {
     fn budget(&self) -> Budget {
         Budget {
             max_outage_ms: self.max_outage.as_millis() as u64,
+            max_unobserved_ms: self.max_unobserved.as_millis() as u64,
             max_failed_fraction: self.max_failed,
             allow_cuts: self.allow_cuts,
         }

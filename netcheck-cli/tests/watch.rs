@@ -150,6 +150,10 @@ fn a_watch_started_and_stopped_by_different_processes_keeps_what_happened_betwee
     assert!(start.status.success(), "{}", String::from_utf8_lossy(&start.stderr));
     let namespace = String::from_utf8_lossy(&start.stdout).trim().to_string();
     assert!(namespace.starts_with("netcheck-"), "prints the namespace: {namespace}");
+    // node-a's agent restarts (its pod is deleted; the DaemonSet replaces it): the span nobody watched
+    // is reported, and short enough to pass.
+    let restarted = Instant::now();
+    delete_client_pod(&namespace, "node-a");
     let fault = Command::new("sh").args(&in_repo(KUBE_PROXY_FAULT)[1..]).output().expect("fault injected");
     assert!(fault.status.success());
     // Let the agents see node-b answer again and write it down.
@@ -158,15 +162,34 @@ fn a_watch_started_and_stopped_by_different_processes_keeps_what_happened_betwee
     let report = report_of(&stop);
     assert_kube_proxy_fault_found(&report, stop.status.code());
     assert_outage_matches(&report, "watch/clusterip", NODE, &fault_marks(&fault.stdout));
+    let timeline = report["timeline"].as_array().expect("a timeline");
+    let gap = timeline.iter().find(|w| w["kind"] == "unobserved" && w["node"] == "node-a").expect("the restart's gap");
+    let gap_s = gap["durationMs"].as_u64().unwrap() as f64 / 1000.0;
+    eprintln!("watch: node-a's agent restarted; unobserved {gap_s:.1} s ({})", gap["detail"]);
+    assert!(gap_s > 0.0 && gap_s < restarted.elapsed().as_secs_f64(), "{gap}");
     let again = netcheck(&["watch", "stop", "-n", &namespace]);
     assert_eq!(again.status.code(), Some(2), "a stopped watch is gone");
 }
 
-#[test]
-fn ctrl_c_during_a_watch_prints_a_partial_report_and_removes_the_agents() {
-    if !common::cluster_available() {
-        return;
-    }
+/// Deletes the watch client pod on `node` and waits until its deletion is accepted.
+fn delete_client_pod(namespace: &str, node: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = common::client().await.expect("a cluster");
+        let api: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
+        let lp = kube::api::ListParams::default()
+            .labels("app.kubernetes.io/component=watch-client")
+            .fields(&format!("spec.nodeName={node}"));
+        let pods = api.list(&lp).await.expect("pods listed");
+        let name = pods.items.first().and_then(|p| p.metadata.name.clone()).expect("a client pod on the node");
+        api.delete(&name, &Default::default()).await.expect("deleted");
+    });
+}
+
+/// Starts `netcheck watch -o json -- sleep 600` and returns it once the watch runs its command (traffic
+/// flowed on every path), with the command's pid.
+fn watching_sleep() -> (std::process::Child, String) {
     let child = Command::new(BIN)
         .args(["watch", "-o", "json", "--", "sleep", "600"])
         .stdin(Stdio::null())
@@ -174,34 +197,61 @@ fn ctrl_c_during_a_watch_prints_a_partial_report_and_removes_the_agents() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("netcheck runs");
-    let pid = child.id() as i32;
-    // Wait until the watch runs its command (its agents recorded traffic on every path).
+    let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(150);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let watching = loop {
+    loop {
         // The command is spawned from one of the runtime's threads: look at every thread's children.
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>());
-        let running = tasks
-            .unwrap_or_default()
-            .iter()
-            .any(|t| std::fs::read_to_string(t.path().join("children")).is_ok_and(|c| !c.trim().is_empty()));
-        if running {
-            break true;
+        let command = tasks.unwrap_or_default().iter().find_map(|t| {
+            let children = std::fs::read_to_string(t.path().join("children")).ok()?;
+            children.split_whitespace().next().map(str::to_string)
+        });
+        if let Some(pid) = command {
+            return (child, pid);
         }
-        if Instant::now() > deadline {
-            break false;
-        }
+        assert!(Instant::now() < deadline, "the watch never started its command");
         std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(watching, "the watch never started its command");
-    std::thread::sleep(Duration::from_secs(3));
-    let sent = Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().expect("kill runs");
     assert!(sent.success());
+}
+
+#[test]
+fn a_watch_whose_runner_was_killed_is_judged_by_watch_stop() {
+    if !common::cluster_available() {
+        return;
+    }
+    let (mut child, command) = watching_sleep();
+    signal(&child, "KILL");
+    child.wait().ok();
+    Command::new("kill").arg(&command).status().ok(); // the orphaned `sleep`
+    let fault = Command::new("sh").args(&in_repo(KUBE_PROXY_FAULT)[1..]).output().expect("fault injected");
+    assert!(fault.status.success());
+    std::thread::sleep(Duration::from_secs(6));
+    // The killed runner deleted nothing: the only running watch is its own.
+    let stop = netcheck(&["watch", "stop", "-o", "json"]);
+    let report = report_of(&stop);
+    assert_kube_proxy_fault_found(&report, stop.status.code());
+    assert_outage_matches(&report, "watch/clusterip", NODE, &fault_marks(&fault.stdout));
+}
+
+#[test]
+fn ctrl_c_during_a_watch_prints_a_partial_report_and_removes_the_agents() {
+    if !common::cluster_available() {
+        return;
+    }
+    let (child, _) = watching_sleep();
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     let report = report_of(&out);
     assert!(!results(&report).is_empty(), "a partial report");
     let namespace = format!("netcheck-{}", report["runId"].as_str().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let gone = runtime.block_on(async {
         let client = common::client().await.expect("a cluster");
         let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);

@@ -13,8 +13,11 @@ use crate::report::{CheckResult, Status, Subject, TimelineEntry, WindowKind};
 /// What a watch may cost, per node × path.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
-    /// The longest outage allowed (also the longest span nobody observed).
+    /// The longest outage allowed.
     pub max_outage_ms: u64,
+    /// The longest span nobody observed (an agent restarting: its last write to its successor's
+    /// first attempt) that still passes; longer, nothing can be said about the paths then.
+    pub max_unobserved_ms: u64,
     /// The largest fraction of failed attempts allowed, 0–1.
     pub max_failed_fraction: f64,
     /// Whether a long-lived connection may be cut.
@@ -23,7 +26,7 @@ pub struct Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { max_outage_ms: 2_000, max_failed_fraction: 0.01, allow_cuts: false }
+        Budget { max_outage_ms: 2_000, max_unobserved_ms: 10_000, max_failed_fraction: 0.01, allow_cuts: false }
     }
 }
 
@@ -238,8 +241,14 @@ fn judge_path(
             first.detail
         ));
     }
-    if let Some(g) = longest_gap.filter(|g| g.duration_ms() > budget.max_outage_ms) {
-        problems.push(format!("unobserved for {} from {}: {}", seconds(g.duration_ms()), clock(g.start_ms), g.detail));
+    if let Some(g) = longest_gap.filter(|g| g.duration_ms() > budget.max_unobserved_ms) {
+        problems.push(format!(
+            "unobserved for {} (budget {}) from {}: {}",
+            seconds(g.duration_ms()),
+            seconds(budget.max_unobserved_ms),
+            clock(g.start_ms),
+            g.detail
+        ));
     }
     let status = if problems.is_empty() { Status::Pass } else { Status::Fail };
     let message = if problems.is_empty() {
@@ -414,7 +423,7 @@ mod tests {
         stale.updated_ms = T0 + 30_000;
         let (results, timeline) = run(BTreeMap::from([("node-a".to_string(), stale)]), Budget::default());
         assert!(results.iter().all(|r| r.status == Status::Fail), "{results:?}");
-        assert!(results[0].message.contains("unobserved for 30.0 s"), "{}", results[0].message);
+        assert!(results[0].message.contains("unobserved for 30.0 s (budget 10.0 s)"), "{}", results[0].message);
         assert!(results[1].message.contains("no watch agent recorded anything on node-b"));
         assert_eq!(timeline[0].kind, WindowKind::Unobserved);
 
