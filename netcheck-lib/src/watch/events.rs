@@ -23,8 +23,24 @@ pub(super) async fn node_events(cluster: &Cluster, since_ms: u64) -> Vec<NodeEve
     events
 }
 
-/// The event's node, reason and latest time (an event repeated with a count keeps its last time).
+/// The reasons that say what a node went through (cordon, readiness, restarts of its components);
+/// the rest (pressure conditions, allocatable updates) would bury them.
+const TELLING_REASONS: &[&str] = &[
+    "NodeNotSchedulable",
+    "NodeSchedulable",
+    "NodeNotReady",
+    "NodeReady",
+    "Starting",
+    "Rebooted",
+    "Shutdown",
+    "RemovingNode",
+    "DeletingNode",
+];
+
+/// The event's node, reason (with the component that reported it) and latest time (an event repeated
+/// with a count keeps its last time); None for events that do not say what the node went through.
 fn node_event(e: &Event) -> Option<NodeEvent> {
+    let reason = e.reason.clone().filter(|r| TELLING_REASONS.contains(&r.as_str()))?;
     let time = e
         .last_timestamp
         .as_ref()
@@ -35,14 +51,23 @@ fn node_event(e: &Event) -> Option<NodeEvent> {
     Some(NodeEvent {
         at_ms: time.as_millisecond().max(0) as u64,
         node: e.involved_object.name.clone()?,
-        reason: e.reason.clone().unwrap_or_default(),
+        reason: match reporter(e) {
+            Some(component) => format!("{reason} ({component})"),
+            None => reason,
+        },
     })
+}
+
+/// Who reported the event: kubelet, kube-proxy, node-controller, …
+fn reporter(e: &Event) -> Option<String> {
+    let from_source = e.source.as_ref().and_then(|s| s.component.clone());
+    from_source.or_else(|| e.reporting_component.clone()).filter(|c| !c.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::core::v1::{EventSource, ObjectReference};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
@@ -63,6 +88,14 @@ mod tests {
         let seen = node_event(&e).unwrap();
         assert_eq!((seen.node.as_str(), seen.reason.as_str()), ("node-b", "NodeNotSchedulable"));
         assert_eq!(seen.at_ms, last.as_millisecond() as u64);
-        assert!(node_event(&Event::default()).is_none(), "no time: no event");
+        let proxy = Event {
+            reason: Some("Starting".into()),
+            source: Some(EventSource { component: Some("kube-proxy".into()), ..Default::default() }),
+            ..e.clone()
+        };
+        assert_eq!(node_event(&proxy).unwrap().reason, "Starting (kube-proxy)");
+        let noise = Event { reason: Some("NodeHasSufficientMemory".into()), ..e };
+        assert!(node_event(&noise).is_none(), "pressure conditions are left out");
+        assert!(node_event(&Event::default()).is_none(), "no reason or time: no event");
     }
 }
