@@ -1,6 +1,7 @@
 //! `netcheck`: a thin shell over the `netcheck` library. Parses arguments, draws progress, renders the
 //! report, and turns the outcome into an exit code (0 passed, 1 a check failed, 2 could not run).
 
+mod metrics;
 mod progress;
 mod watch;
 

@@ -47,6 +47,10 @@ struct Foreground {
     /// After COMMAND: limit for every node to be Ready and every path to answer again.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     settle_limit: Duration,
+    /// Serve the watch's metrics (Prometheus/OpenMetrics text at /metrics) on this address while it
+    /// runs, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// The command to watch (its output goes to stderr, so stdout carries only the report).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -210,6 +214,17 @@ async fn foreground(args: Foreground, cluster: &ClusterArgs) -> ExitCode {
     let progress = Bar::new(std::io::stderr().is_terminal());
     let budget = args.budget.budget();
     let options = options(&args.deploy, args.settle_limit, budget);
+    let listener = match args.metrics_addr {
+        None => None,
+        Some(addr) => match crate::metrics::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                return fail(&format!(
+                    "cannot serve metrics on {addr}: {e}\n  → pick a free address for --metrics-addr"
+                ));
+            }
+        },
+    };
     let started = async {
         let cluster = runner::connect(&cluster.options()).await?;
         until_signal(Watch::start(&cluster, &options, &progress)).await
@@ -222,9 +237,13 @@ async fn foreground(args: Foreground, cluster: &ClusterArgs) -> ExitCode {
             return fail_error(&e);
         }
     };
+    let latest = crate::metrics::Latest::default();
+    if let Some(listener) = listener {
+        crate::metrics::serve(listener, latest.clone());
+    }
     progress.phase("watch");
     progress.note(&format!("running {}", args.command.join(" ")));
-    let (command_outcome, interrupted) = run_command(&args.command, &watch, &progress).await;
+    let (command_outcome, interrupted) = run_command(&args.command, &watch, &progress, &latest).await;
     if interrupted.is_none() {
         progress.phase("settle");
         match watch.wait_settled(options.settle_limit, &progress).await {
@@ -251,7 +270,12 @@ async fn foreground(args: Foreground, cluster: &ClusterArgs) -> ExitCode {
 
 /// Runs COMMAND to its end while showing the outages in progress; returns how it ended and the
 /// signal that interrupted the watch, if one did (the command is then terminated).
-async fn run_command(command: &[String], watch: &Watch, progress: &Bar) -> (Result<(), String>, Option<i32>) {
+async fn run_command(
+    command: &[String],
+    watch: &Watch,
+    progress: &Bar,
+    metrics: &crate::metrics::Latest,
+) -> (Result<(), String>, Option<i32>) {
     use tokio::signal::unix::{SignalKind, signal};
     let shown = command.join(" ");
     let mut child = match tokio::process::Command::new(&command[0])
@@ -282,14 +306,18 @@ async fn run_command(command: &[String], watch: &Watch, progress: &Bar) -> (Resu
             }
             _ = int.recv() => { child.kill().await.ok(); return (Err("interrupted".into()), Some(2)); }
             _ = term.recv() => { child.kill().await.ok(); return (Err("interrupted".into()), Some(15)); }
-            _ = tick.tick() => show_outages(watch, progress, &mut last).await,
+            _ = tick.tick() => show_outages(watch, progress, &mut last, metrics).await,
         }
     }
 }
 
-/// One progress line when what is failing changes: which node × path is failing now.
-async fn show_outages(watch: &Watch, progress: &Bar, last: &mut String) {
+/// One progress line when what is failing changes (which node × path is failing now), and the
+/// metrics of this snapshot.
+async fn show_outages(watch: &Watch, progress: &Bar, last: &mut String, metrics: &crate::metrics::Latest) {
     let Ok(records) = watch.snapshot().await else { return };
+    if let Ok(mut text) = metrics.lock() {
+        *text = netcheck::watch::metrics::render(&records, netcheck::watch::now_ms());
+    }
     let failing: Vec<String> = records
         .values()
         .flat_map(|r| r.paths.iter().filter(|(_, p)| p.open.is_some()).map(move |(id, _)| format!("{} {id}", r.node)))

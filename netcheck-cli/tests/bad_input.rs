@@ -149,3 +149,23 @@ fn flag_values_are_validated_before_anything_runs() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn watch_input_is_refused_before_anything_is_deployed() {
+    // A metrics address already taken: refused before connecting, so no kubeconfig is even read.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = netcheck(&["watch", "--kubeconfig", "/nonexistent", "--metrics-addr", &addr, "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("cannot serve metrics on {addr}")), "{}", stderr(&out));
+    for (args, says) in [
+        (&["watch", "--max-failed", "2", "--", "true"][..], "not a fraction"),
+        (&["watch", "--interval", "0s", "--", "true"][..], "zero"),
+        (&["watch"][..], "COMMAND"),
+        (&["watch", "stop", "--max-outage", "soon"][..], "not a duration"),
+    ] {
+        let out = netcheck(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}

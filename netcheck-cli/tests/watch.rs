@@ -116,6 +116,32 @@ fn a_kube_proxy_outage_during_a_watch_is_placed_on_its_node_with_its_duration() 
 }
 
 #[test]
+fn a_healthy_watch_passes_and_serves_its_metrics_while_it_runs() {
+    if !common::cluster_available() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let scraped = std::env::temp_dir().join(format!("netcheck-watch-metrics-{}", std::process::id()));
+    // The watched command scrapes the metrics itself, after two record writes.
+    let command = format!("sleep 5 && curl -fsS http://127.0.0.1:{port}/metrics > {}", scraped.display());
+    let addr = format!("127.0.0.1:{port}");
+    let out = netcheck(&["watch", "-o", "json", "--metrics-addr", &addr, "--", "sh", "-c", &command]);
+    let report = report_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{:#?}", summary(&report));
+    assert_eq!(results(&report).len(), 12, "6 paths from each of 2 nodes");
+    let text = std::fs::read_to_string(&scraped).expect("the command scraped the metrics");
+    for node in ["node-a", NODE] {
+        let requests = format!("netcheck_watch_requests_total{{node=\"{node}\",path=\"clusterip\"}} ");
+        let line =
+            text.lines().find(|l| l.starts_with(&requests)).unwrap_or_else(|| panic!("no {requests} in\n{text}"));
+        let count: u64 = line[requests.len()..].parse().expect("a count");
+        assert!(count > 0, "{line}");
+        let outage = format!("netcheck_watch_outage_seconds{{node=\"{node}\",path=\"dns\"}} 0.0");
+        assert!(text.lines().any(|l| l == outage), "no {outage} in\n{text}");
+    }
+}
+
+#[test]
 fn coredns_scaled_to_zero_fails_only_the_dns_path_on_every_node() {
     if !common::cluster_available() {
         return;

@@ -163,6 +163,9 @@ pub struct PathRecord {
     pub failures: u64,
     /// Answered attempts per latency bucket ([`LATENCY_BUCKETS_MS`], then one for the rest).
     pub latency_buckets: Vec<u64>,
+    /// The sum of the answered attempts' latencies, in ms (a histogram's sum).
+    #[serde(default)]
+    pub latency_sum_ms: u64,
     /// Closed outage windows, oldest first.
     pub windows: Vec<Window>,
     /// The outage in progress, if the last attempt failed.
@@ -188,6 +191,7 @@ impl PathRecord {
                 let bucket =
                     LATENCY_BUCKETS_MS.iter().position(|&b| o.elapsed_ms <= b).unwrap_or(LATENCY_BUCKETS_MS.len());
                 self.latency_buckets[bucket] += 1;
+                self.latency_sum_ms += o.elapsed_ms;
                 self.last_ok_ms = Some(o.start_ms);
                 if let Some(mut open) = self.open.take() {
                     // The path answered again by the time this attempt started; a failure's own
@@ -329,6 +333,7 @@ mod tests {
         assert!(path.open.is_none());
         assert_eq!(path.latency_buckets.iter().sum::<u64>(), 2);
         assert_eq!(path.latency_buckets[2], 2, "3 ms falls in the ≤ 5 ms bucket");
+        assert_eq!(path.latency_sum_ms, 6);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod events;
 pub mod judge;
 pub mod manifests;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
