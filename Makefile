@@ -41,10 +41,11 @@ cluster-test: image
 	KUBECONFIG=$(KUBECONFIG_TB) NETCHECK_REQUIRE_CLUSTER=1 NETCHECK_BIN=$(CURDIR)/$(NETCHECK) \
 	  cargo test --locked --workspace --test '*' -- --test-threads=1
 
-# The library's examples, run for real: one needs no cluster, one runs checks against the testbed.
+# The library's examples, run for real: one needs no cluster; one runs checks, one watches a CoreDNS restart.
 examples: image
 	cargo run --locked -q -p netcheck --example list_checks >/dev/null
 	KUBECONFIG=$(KUBECONFIG_TB) cargo run --locked -q -p netcheck --example check_service_dns
+	KUBECONFIG=$(KUBECONFIG_TB) cargo run --locked -q -p netcheck --example watch_a_restart
 
 smoke: testbed
 	testbed/smoke-test
