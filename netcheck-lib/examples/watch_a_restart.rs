@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
 use netcheck::report::human;
 use netcheck::runner::{self, ConnectOptions, NoProgress};
 use netcheck::watch::{Watch, WatchOptions};
@@ -41,10 +42,29 @@ async fn watch_a_restart() -> netcheck::Result<()> {
         .patch("coredns", &PatchParams::default(), &Patch::Merge(&restart))
         .await
         .map_err(|e| netcheck::Error::api("restarting kube-system/coredns", e))?;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let records = watch.snapshot().await?;
     let attempts: u64 = records.values().flat_map(|r| r.paths.values()).map(|p| p.requests).sum();
     println!("so far: {attempts} attempts recorded by {} agents", records.len());
+    // The restart is over when the controller has seen the new template and every replica is new and
+    // available (the status right after the patch still describes the previous rollout).
+    let rolled_out = |d: Option<&Deployment>| {
+        d.is_some_and(|d| {
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            d.status.as_ref().is_some_and(|s| {
+                s.observed_generation >= d.metadata.generation
+                    && s.updated_replicas == Some(want)
+                    && s.replicas == Some(want)
+                    && s.available_replicas == Some(want)
+            })
+        })
+    };
+    let complete = await_condition(coredns, "coredns", rolled_out);
+    tokio::time::timeout(Duration::from_secs(120), complete)
+        .await
+        .map_err(|_| netcheck::Error::Timeout { what: "the CoreDNS rollout".into(), seconds: 120 })?
+        .map_err(|e| netcheck::Error::Input(format!("watching the CoreDNS rollout: {e}")))?;
+    println!("the CoreDNS rollout completed");
     watch.wait_settled(options.settle_limit, &NoProgress).await?;
 
     let report = watch.stop(&options.budget, false, &NoProgress).await?;
