@@ -215,8 +215,9 @@ fn delete_client_pod(namespace: &str, node: &str) {
 
 /// Starts `netcheck watch -o json -- sleep 600` and returns it once the watch runs its command (traffic
 /// flowed on every path), with the command's pid.
+#[expect(clippy::zombie_processes, reason = "the child is returned, and every caller waits for it")]
 fn watching_sleep() -> (std::process::Child, String) {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["watch", "-o", "json", "--", "sleep", "600"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -235,7 +236,11 @@ fn watching_sleep() -> (std::process::Child, String) {
         if let Some(pid) = command {
             return (child, pid);
         }
-        assert!(Instant::now() < deadline, "the watch never started its command");
+        if Instant::now() > deadline {
+            child.kill().ok();
+            let out = child.wait_with_output().expect("netcheck ended");
+            panic!("the watch never started its command: {}", String::from_utf8_lossy(&out.stderr));
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -136,7 +136,8 @@ mod tests {
         let path = &r.paths["clusterip"];
         assert_eq!((path.requests, path.failures), (3, 1));
         assert!(path.open.is_none(), "the later successes close the window");
-        assert_eq!((path.windows[0].start_ms, path.windows[0].end_ms), (0, 1000));
+        // From the failure's start to the start of the next success, not to the end of its timeout.
+        assert_eq!((path.windows[0].start_ms, path.windows[0].end_ms), (0, 200));
         assert_eq!(path.last_ok_ms, Some(400));
     }
 

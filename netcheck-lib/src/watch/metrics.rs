@@ -29,7 +29,10 @@ struct NodeLabels {
 /// A histogram whose buckets were counted elsewhere (by the agents): prometheus-client's own
 /// histogram only observes values one by one.
 #[derive(Debug, Default)]
-struct CountedHistogram(Mutex<(f64, u64, Vec<(f64, u64)>)>);
+struct CountedHistogram(Mutex<Counted>);
+
+/// A histogram's sum, count, and per-bucket counts with their upper bounds.
+type Counted = (f64, u64, Vec<(f64, u64)>);
 
 impl TypedMetric for CountedHistogram {
     const TYPE: MetricType = MetricType::Histogram;
