@@ -113,15 +113,8 @@ struct RunArgs {
     /// Limit for the agents to become Ready, e.g. 60s or 2m.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
-    /// Report format on stdout.
-    #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Output,
-    /// Also write a JUnit XML report to this file.
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Keep the run's namespace for inspection.
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    report: ReportArgs,
     /// Also run client agents on tainted nodes (they tolerate every taint).
     #[arg(long)]
     tolerate_taints: bool,
@@ -143,6 +136,20 @@ struct RunArgs {
     /// How much worse (in percent of the baseline) a measured time may get, above a 10 ms floor.
     #[arg(long, value_name = "PERCENT", default_value_t = 50.0)]
     tolerance: f64,
+}
+
+/// Where and how a report is written (`run`, `watch`, `watch stop`).
+#[derive(Args)]
+struct ReportArgs {
+    /// Report format on stdout.
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    output: Output,
+    /// Also write a JUnit XML report (one test case per check × subject) to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Keep the namespace netcheck created, for inspection.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// The arguments of `netcheck diagnose`.
@@ -272,9 +279,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 skips,
                 image,
                 timeout,
-                output,
-                junit,
-                keep,
+                report,
                 tolerate_taints,
                 from_runner,
                 cluster_domain,
@@ -301,8 +306,8 @@ async fn dispatch(command: Command) -> ExitCode {
                 external_name,
                 ..Default::default()
             };
-            let options = RunOptions { connect: cluster.options(), scenario, session, keep };
-            run(options, output, junit, baseline).await
+            let options = RunOptions { connect: cluster.options(), scenario, session, keep: report.keep };
+            run(options, report.output, report.junit, baseline).await
         }
         Command::Diagnose(args) => diagnose(*args).await,
         Command::Watch(args) => watch::watch(*args).await,

@@ -2,7 +2,6 @@
 //! two-step form (`watch start`, `watch stop`) for pipelines where the upgrade is another job.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use netcheck::watch::{Budget, Watch, WatchOptions};
 use netcheck::{Error, Report};
 
 use crate::progress::Bar;
-use crate::{ClusterArgs, Output, fail, fail_error, parse_dns_name, parse_duration};
+use crate::{ClusterArgs, Output, ReportArgs, fail, fail_error, parse_dns_name, parse_duration};
 
 /// `netcheck watch`.
 #[derive(Args)]
@@ -128,19 +127,6 @@ impl BudgetArgs {
             allow_cuts: self.allow_cuts,
         }
     }
-}
-
-#[derive(Args)]
-struct ReportArgs {
-    /// Report format on stdout.
-    #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Output,
-    /// Also write a JUnit XML report (one case per node × path) to this file.
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Keep the watch's namespace for inspection.
-    #[arg(long)]
-    keep: bool,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {

@@ -270,6 +270,22 @@ fn totals(results: &[CheckResult]) -> String {
 pub(crate) mod fixtures {
     use crate::report::model::*;
 
+    /// A watch's timeline: one 5.2 s outage of node-b's ClusterIP path while node-b was cordoned.
+    pub(crate) fn sample_timeline() -> Vec<TimelineEntry> {
+        vec![TimelineEntry {
+            kind: WindowKind::Outage,
+            node: "node-b".into(),
+            path: "clusterip".into(),
+            start: "10:01:02.345Z".into(),
+            start_ms: 1_000,
+            end_ms: 6_200,
+            duration_ms: 5_200,
+            failures: 26,
+            detail: "timeout".into(),
+            during: vec!["node-b NodeNotSchedulable -0.4 s".into()],
+        }]
+    }
+
     /// Two passes, a diagnosed failure, an error and a skip.
     pub(crate) fn sample_report() -> Report {
         let mut results = vec![
@@ -398,18 +414,7 @@ nodeport/every-node cluster: needs 2 schedulable nodes, found 1
     #[test]
     fn a_watch_timeline_says_when_how_long_where_and_what_the_nodes_did() {
         let mut report = sample_report();
-        report.timeline = vec![TimelineEntry {
-            kind: WindowKind::Outage,
-            node: "node-b".into(),
-            path: "clusterip".into(),
-            start: "10:01:02.345Z".into(),
-            start_ms: 1_000,
-            end_ms: 6_200,
-            duration_ms: 5_200,
-            failures: 26,
-            detail: "timeout".into(),
-            during: vec!["node-b NodeNotSchedulable -0.4 s".into()],
-        }];
+        report.timeline = super::fixtures::sample_timeline();
         let text = render(&report, false);
         assert!(
             text.contains("Timeline (agents' clock, UTC)\n\n10:01:02.345Z    5.2 s  node-b clusterip  outage, 26 failed: timeout  [nodes: node-b NodeNotSchedulable -0.4 s]\n"),

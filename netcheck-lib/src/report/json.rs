@@ -83,18 +83,7 @@ mod tests {
             subject: "from node-a".into(),
             what: "pass → fail".into(),
         }];
-        full.timeline = vec![crate::report::TimelineEntry {
-            kind: crate::report::WindowKind::Outage,
-            node: "node-b".into(),
-            path: "clusterip".into(),
-            start: "10:01:02.345Z".into(),
-            start_ms: 1_000,
-            end_ms: 6_200,
-            duration_ms: 5_200,
-            failures: 26,
-            detail: "timeout".into(),
-            during: vec!["node-b NodeNotSchedulable -0.4 s".into()],
-        }];
+        full.timeline = super::super::human::fixtures::sample_timeline();
         let full = serde_json::to_value(full).expect("json");
         let walk = conformance(&schema, &full);
         assert_eq!(walk.problems, Vec::<String>::new());
