@@ -142,6 +142,23 @@ fn a_healthy_watch_passes_and_serves_its_metrics_while_it_runs() {
 }
 
 #[test]
+fn a_failing_command_fails_the_watch_and_says_so() {
+    if !common::cluster_available() {
+        return;
+    }
+    let out = netcheck(&["watch", "-o", "json", "--", "sh", "-c", "sleep 2; exit 3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the watched command failed: `sh -c sleep 2; exit 3` failed (exit status: 3)"), "{err}");
+    let report = report_of(&out);
+    assert!(
+        results(&report).iter().all(|r| r["status"] == "pass"),
+        "the network itself was fine: {:#?}",
+        summary(&report)
+    );
+}
+
+#[test]
 fn coredns_scaled_to_zero_fails_only_the_dns_path_on_every_node() {
     if !common::cluster_available() {
         return;

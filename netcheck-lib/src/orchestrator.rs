@@ -107,7 +107,12 @@ pub async fn run_checks_timed(
         }
     }
     results.extend(without_results(scenario, &results));
-    results.extend(unhosted_nodes(scenario, &session.nodes, session.options.tolerate_taints));
+    results.extend(unhosted_nodes(
+        scenario,
+        &session.nodes,
+        session.options.tolerate_taints,
+        &session.agents.unscheduled,
+    ));
     let order = |check: &str| scenario.checks.iter().position(|c| c.id == check).unwrap_or(usize::MAX);
     results.sort_by_key(|r| order(&r.check));
     times.sort_by_key(|t| order(&t.check));
@@ -130,15 +135,17 @@ fn record_times(times: &mut Vec<CheckTime>, round: &[CheckResult], took: std::ti
 }
 
 /// A `skip` per selected check and per node that could not host a client agent (NotReady, cordoned,
-/// tainted), naming the node and why: such a node was not checked, and the report must say so rather
-/// than leave it out.
+/// tainted, or its agent could not be scheduled), naming the node and why: such a node was not checked,
+/// and the report must say so rather than leave it out.
 fn unhosted_nodes(
     scenario: &Scenario,
     nodes: &[crate::runner::inventory::NodeInfo],
     tolerate_taints: bool,
+    unscheduled: &std::collections::BTreeMap<String, String>,
 ) -> Vec<CheckResult> {
-    let unusable: Vec<(&str, String)> =
+    let mut unusable: Vec<(&str, String)> =
         nodes.iter().filter_map(|n| Some((n.name.as_str(), n.unusable_reason(tolerate_taints)?))).collect();
+    unusable.extend(unscheduled.iter().map(|(node, why)| (node.as_str(), why.clone())));
     scenario
         .checks
         .iter()
@@ -197,12 +204,20 @@ mod tests {
             crate::scenario::from_check_ids(&["clusterip/reachable".into(), "dns/service-a".into()]).unwrap();
         let node =
             |name: &str, ready: bool| NodeInfo { name: name.into(), ready, schedulable: true, ..Default::default() };
-        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], false);
+        let none = std::collections::BTreeMap::new();
+        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], false, &none);
         assert_eq!(skips.len(), 2, "{skips:#?}");
         for s in &skips {
             assert_eq!((s.status, s.subject.source_node.as_deref()), (Status::Skip, Some("node-b")));
             assert!(s.message.contains("NotReady"), "{}", s.message);
         }
-        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], false).is_empty());
+        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], false, &none).is_empty());
+        let full = std::collections::BTreeMap::from([(
+            "node-a".to_string(),
+            "Unschedulable: 0/2 nodes are available: 1 Insufficient cpu".to_string(),
+        )]);
+        let skips = unhosted_nodes(&scenario, &[node("node-a", true)], false, &full);
+        assert_eq!(skips.len(), 2, "{skips:#?}");
+        assert!(skips.iter().all(|s| s.status == Status::Skip && s.message.contains("Insufficient cpu")));
     }
 }

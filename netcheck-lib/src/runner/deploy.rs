@@ -36,6 +36,9 @@ pub struct Agents {
     pub servers: Vec<AgentPod>,
     /// The echo Service's ClusterIP.
     pub cluster_ip: String,
+    /// Nodes whose client agent the scheduler could not place (a full node, a policy), with the
+    /// scheduler's message: they are reported as skips, the other nodes are checked.
+    pub unscheduled: BTreeMap<String, String>,
 }
 
 /// Container waiting reasons that do not heal by waiting.
@@ -147,7 +150,8 @@ fn admission_or_api(object: String, e: kube::Error) -> Error {
 }
 
 /// Waits until every client and `servers` server agents are Ready; fails at once on an image pull
-/// error, an unschedulable pod, a crash loop or a ReplicaSet that admission refuses.
+/// error, an unschedulable server, a crash loop or a ReplicaSet that admission refuses. A client the
+/// scheduler cannot place leaves its node out ([`Agents::unscheduled`]) unless no client can be placed.
 pub async fn wait_ready(
     cluster: &Cluster,
     ns: &str,
@@ -161,6 +165,8 @@ pub async fn wait_ready(
     let mut event_stream =
         watcher::watcher(events, watcher::Config::default()).default_backoff().applied_objects().boxed();
     let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut unscheduled: BTreeMap<String, String> = BTreeMap::new();
+    let mut wanted: Vec<String> = nodes.to_vec();
     // The pod watch's error while it is failing (it resumes with backoff): told at the timeout, since
     // then the API, not the pods, is what could not be observed.
     let mut failing: Option<String> = None;
@@ -178,9 +184,23 @@ pub async fn wait_ready(
                 }
                 let Some(Ok(pod)) = pod else { continue };
                 failing = None;
-                if let Some(err) = fatal_pod_state(&pod) { return Err(err); }
+                if let Some((node, why)) = unschedulable_client(&pod, nodes) {
+                    tracing::warn!(%node, %why, "the client agent cannot be scheduled; its node is skipped");
+                    wanted.retain(|n| *n != node);
+                    unscheduled.insert(node, why);
+                    if wanted.is_empty() {
+                        let why: Vec<String> = unscheduled.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+                        return Err(Error::Deploy {
+                            object: "client agents".into(),
+                            reason: format!("no client agent can be scheduled ({})", why.join("; ")),
+                        });
+                    }
+                } else if let Some(err) = fatal_pod_state(&pod) {
+                    return Err(err);
+                }
                 seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
-                if let Some(agents) = agents_if_ready(&seen, nodes, servers) {
+                if let Some(agents) = agents_if_ready(&seen, &wanted, servers) {
+                    let agents = Agents { unscheduled: unscheduled.clone(), ..agents };
                     if servers == 0 { return Ok(agents); }
                     let cluster_ip = echo_cluster_ip(cluster, ns).await?;
                     return Ok(Agents { cluster_ip, ..agents });
@@ -203,23 +223,35 @@ pub async fn wait_ready(
                         seconds: timeout.as_secs(),
                     });
                 }
-                return Err(not_ready_error(&seen, nodes, servers, timeout));
+                return Err(not_ready_error(&seen, &wanted, servers, timeout));
             }
         }
     }
 }
 
+/// The scheduler's message when it could not place the pod.
+fn unschedulable(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        .map(|c| format!("Unschedulable: {}", c.message.clone().unwrap_or_default()))
+}
+
+/// The node and the scheduler's message when `pod` is the client agent of one of `nodes` and cannot
+/// be placed there.
+fn unschedulable_client(pod: &Pod, nodes: &[String]) -> Option<(String, String)> {
+    let name = pod.metadata.name.as_deref()?;
+    let node = nodes.iter().find(|n| manifests::client_pod_name(n) == name)?;
+    Some((node.clone(), unschedulable(pod)?))
+}
+
 fn fatal_pod_state(pod: &Pod) -> Option<Error> {
     let name = format!("pod/{}", pod.metadata.name.clone().unwrap_or_default());
-    let status = pod.status.as_ref()?;
-    for c in status.conditions.iter().flatten() {
-        if c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable") {
-            return Some(Error::Deploy {
-                object: name,
-                reason: format!("Unschedulable: {}", c.message.clone().unwrap_or_default()),
-            });
-        }
+    if let Some(reason) = unschedulable(pod) {
+        return Some(Error::Deploy { object: name, reason });
     }
+    let status = pod.status.as_ref()?;
     for cs in status.container_statuses.iter().flatten() {
         let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else { continue };
         let reason = waiting.reason.clone().unwrap_or_default();
@@ -277,7 +309,12 @@ fn agents_if_ready(seen: &BTreeMap<String, Pod>, nodes: &[String], servers: usiz
     }
     let ready_servers: Vec<AgentPod> =
         seen.values().filter(|p| role(p) == Some("server") && pod_ready(p)).map(agent_pod).collect();
-    (ready_servers.len() >= servers).then(|| Agents { clients, servers: ready_servers, cluster_ip: String::new() })
+    (ready_servers.len() >= servers).then(|| Agents {
+        clients,
+        servers: ready_servers,
+        cluster_ip: String::new(),
+        unscheduled: BTreeMap::new(),
+    })
 }
 
 fn not_ready_error(seen: &BTreeMap<String, Pod>, nodes: &[String], servers: usize, timeout: Duration) -> Error {
@@ -350,6 +387,23 @@ mod tests {
             "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}),
         );
         assert!(fatal_pod_state(&q).is_none());
+    }
+
+    #[test]
+    fn an_unschedulable_client_names_its_node_and_a_server_does_not() {
+        let status = serde_json::json!({"conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/2 nodes are available: 1 Insufficient cpu"}]});
+        let nodes = ["node-a".to_string(), "node-b".to_string()];
+        let client =
+            pod(serde_json::json!({"metadata": {"name": manifests::client_pod_name("node-b")}, "status": status}));
+        let (node, why) = unschedulable_client(&client, &nodes).expect("a client of node-b");
+        assert_eq!(node, "node-b");
+        assert!(why.contains("Insufficient cpu"), "{why}");
+        let server = pod(serde_json::json!({"metadata": {"name": "netcheck-server-abc-1"}, "status": status}));
+        assert!(unschedulable_client(&server, &nodes).is_none(), "a server stays fatal");
+        assert!(fatal_pod_state(&server).is_some());
+        let scheduled = pod(serde_json::json!({"metadata": {"name": manifests::client_pod_name("node-a")}}));
+        assert!(unschedulable_client(&scheduled, &nodes).is_none());
     }
 
     #[test]
