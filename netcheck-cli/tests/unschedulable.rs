@@ -60,7 +60,7 @@ async fn fill_node(client: &kube::Client, node: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), HOG_NAMESPACE);
     pods.create(&PostParams::default(), &hog).await.expect("the hog pod");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pods.get("cpu-hog").await.ok().and_then(|p| p.spec?.node_name).is_some_and(|n| n == node) {
+    while pods.get("cpu-hog").await.ok().and_then(|p| p.spec?.node_name).is_none_or(|n| n != node) {
         assert!(Instant::now() < deadline, "the hog pod was never scheduled on {node}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
