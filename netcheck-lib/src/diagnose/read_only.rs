@@ -102,7 +102,7 @@ fn service_step(facts: &Facts) -> Step {
     let spec = svc.spec.clone().unwrap_or_default();
     let kind = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
     let ports = spec.ports.clone().unwrap_or_default();
-    let port_text = ports.iter().map(describe_port).collect::<Vec<_>>().join(", ");
+    let port_text = shorten(&ports.iter().map(describe_port).collect::<Vec<_>>(), MAX_LISTED);
     let summary = if kind == "ExternalName" {
         format!("service/{name} is an ExternalName Service for {}", spec.external_name.clone().unwrap_or_default())
     } else if is_headless(svc) {
@@ -114,15 +114,20 @@ fn service_step(facts: &Facts) -> Step {
     if let Some(sel) = &spec.selector {
         evidence.push(format!("selector {}", labels_text(sel)));
     }
-    for p in &ports {
-        if let Some(IntOrString::Int(t)) = &p.target_port
-            && *t != p.port
-        {
-            evidence.push(format!(
-                "clients connect to the Service port {}, which forwards to port {t} (targetPort) on the endpoints; connecting to {t} on the Service gets nothing",
-                p.port
-            ));
-        }
+    let forwarded: Vec<(i32, i32)> = ports
+        .iter()
+        .filter_map(|p| match &p.target_port {
+            Some(IntOrString::Int(t)) if *t != p.port => Some((p.port, *t)),
+            _ => None,
+        })
+        .collect();
+    for (port, t) in forwarded.iter().take(MAX_LISTED) {
+        evidence.push(format!(
+            "clients connect to the Service port {port}, which forwards to port {t} (targetPort) on the endpoints; connecting to {t} on the Service gets nothing"
+        ));
+    }
+    if forwarded.len() > MAX_LISTED {
+        evidence.push(format!("and {} more ports forward to another targetPort", forwarded.len() - MAX_LISTED));
     }
     if spec.session_affinity.as_deref() == Some("ClientIP") {
         evidence.push("sessionAffinity ClientIP: one client always lands on the same pod".into());
@@ -350,7 +355,7 @@ pub fn not_ready_reason(pod: &Pod, events: &[Event]) -> String {
             return format!(
                 "Pending, not scheduled: {}: {}",
                 c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default()
+                cut(&c.message.clone().unwrap_or_default())
             );
         }
     }
@@ -365,7 +370,7 @@ pub fn not_ready_reason(pod: &Pod, events: &[Event]) -> String {
                     .unwrap_or_default();
                 return format!("container {} in CrashLoopBackOff ({} restarts{exit})", cs.name, cs.restart_count);
             }
-            return format!("container {} waiting: {reason} {}", cs.name, w.message.unwrap_or_default())
+            return format!("container {} waiting: {reason} {}", cs.name, cut(&w.message.unwrap_or_default()))
                 .trim_end()
                 .to_string();
         }
@@ -387,14 +392,17 @@ pub fn not_ready_reason(pod: &Pod, events: &[Event]) -> String {
         .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
     if let Some(e) = probe_failure {
         let count = e.count.map(|c| format!(" ({c} times)")).unwrap_or_default();
-        return format!("Running, readiness probe failing{count}: {}", e.message.clone().unwrap_or_default().trim());
+        return format!(
+            "Running, readiness probe failing{count}: {}",
+            cut(e.message.clone().unwrap_or_default().trim())
+        );
     }
     let ready_message = status
         .conditions
         .iter()
         .flatten()
         .find(|c| c.type_ == "Ready")
-        .and_then(|c| c.message.clone())
+        .and_then(|c| c.message.as_deref().map(cut))
         .unwrap_or_else(|| "not Ready".into());
     format!("{}: {ready_message}", status.phase.unwrap_or_else(|| "Unknown".into()))
 }
@@ -494,6 +502,22 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// How many ports, pods or lines a step lists before it says "and N more".
+const MAX_LISTED: usize = 8;
+/// The longest text a step quotes from the cluster (an event's or a condition's message): whoever can
+/// write those objects decides their length, the report must not grow with it.
+const MAX_QUOTED_CHARS: usize = 300;
+
+/// `text`, cut to [`MAX_QUOTED_CHARS`] with a note of how much was left out.
+fn cut(text: &str) -> String {
+    let total = text.chars().count();
+    if total <= MAX_QUOTED_CHARS {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(MAX_QUOTED_CHARS).collect();
+    format!("{kept}… ({} more characters)", total - MAX_QUOTED_CHARS)
 }
 
 /// `a, b, c and 4 more`.

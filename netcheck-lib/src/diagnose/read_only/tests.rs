@@ -227,3 +227,46 @@ fn edit_distance_counts_single_character_edits() {
     assert_eq!(edit_distance("kitten", "sitting"), 3);
     assert_eq!(similar_names("frontend", &["frontend-v2".into(), "backend".into(), "zzz".into()]), ["frontend-v2"]);
 }
+
+/// Hostile cluster data: whatever the API holds, the walk ends with a result of bounded size.
+fn assert_bounded(steps: &[Step]) {
+    for s in steps {
+        assert!(s.summary.chars().count() <= 500, "summary of {} has {} chars", s.id, s.summary.chars().count());
+        for e in &s.evidence {
+            assert!(e.chars().count() <= 1000, "evidence of {} has {} chars", s.id, e.chars().count());
+        }
+    }
+}
+
+#[test]
+fn a_service_with_a_hundred_ports_is_walked_and_said_briefly() {
+    let mut doc = fixture();
+    let ports: Vec<Value> = (1..=100)
+        .map(|i| json!({"name": format!("p{i}"), "port": 1000 + i, "targetPort": 9000 + i, "protocol": "TCP"}))
+        .collect();
+    doc["service"]["spec"]["ports"] = json!(ports);
+    let steps = walk_of(&doc);
+    assert_bounded(&steps);
+    let step = broken(&steps);
+    assert_eq!(step.id, TARGET_PORT, "no pod declares ports 9001-9100: {step:#?}");
+}
+
+#[test]
+fn an_event_with_a_huge_message_is_cut() {
+    let mut doc = fixture();
+    for i in 0..2 {
+        doc["pods"][i]["status"]["conditions"][1]["status"] = json!("False");
+        doc["pods"][i]["status"]["containerStatuses"][0]["ready"] = json!(false);
+    }
+    doc["endpoints"]["subsets"][0]["notReadyAddresses"] = doc["endpoints"]["subsets"][0]["addresses"].clone();
+    doc["endpoints"]["subsets"][0]["addresses"] = json!([]);
+    doc["events"][0]["message"] = json!(format!("Readiness probe failed: {}", "x".repeat(1 << 20)));
+    let steps = walk_of(&doc);
+    assert_bounded(&steps);
+    let step = broken(&steps);
+    assert_eq!(step.id, PODS_READY);
+    assert!(
+        step.evidence[0]
+            .starts_with("web-6d9f-a1: Running, readiness probe failing (7 times): Readiness probe failed: xxx")
+    );
+}
