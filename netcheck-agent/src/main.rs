@@ -83,6 +83,8 @@ struct AgentConfig {
     node: String,
     /// Pod IP (`POD_IP`).
     pod_ip: String,
+    /// The run this agent serves (`NETCHECK_RUN_ID`): orders of any other run are refused.
+    run: String,
     /// Whether `/readyz` starts out ready (`NETCHECK_START_READY`, default true).
     start_ready: bool,
     /// How long to keep serving, not ready, after SIGTERM (`NETCHECK_SHUTDOWN_DELAY_MS`), so that
@@ -109,6 +111,7 @@ impl AgentConfig {
             namespace: var("POD_NAMESPACE")?,
             node: var("NODE_NAME")?,
             pod_ip: var("POD_IP")?,
+            run: var(netcheck_protocol::RUN_ID_ENV)?,
             start_ready,
             shutdown_delay: Duration::from_millis(delay_ms),
             watch,
@@ -152,7 +155,13 @@ async fn run(config: AgentConfig) -> Result<()> {
             watch::Place { namespace: config.namespace.clone(), node: config.node.clone(), pod: config.pod.clone() };
         watch::Watch::start(client.clone(), place, plan)
     });
-    let orders = tokio::spawn(orders::execute_orders(client, config.namespace.clone(), identity, readiness.clone()));
+    let orders = tokio::spawn(orders::execute_orders(
+        client,
+        config.namespace.clone(),
+        config.run.clone(),
+        identity,
+        readiness.clone(),
+    ));
 
     wait_for_termination().await;
     tracing::info!(delay_ms = config.shutdown_delay.as_millis() as u64, "terminating: not ready, still serving");

@@ -16,7 +16,14 @@ use super::record::Recorder;
 use super::{Readiness, probe};
 use netcheck_protocol::{self as protocol, AGENT_LABEL, Action, Identity, ORDER_KEY, OrderResult, RESULT_KEY};
 
-pub(super) async fn execute_orders(client: kube::Client, namespace: String, me: Identity, readiness: Arc<Readiness>) {
+pub(super) async fn execute_orders(
+    client: kube::Client,
+    namespace: String,
+    run: String,
+    me: Identity,
+    readiness: Arc<Readiness>,
+) {
+    let run: Arc<str> = run.into();
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let config = watcher::Config::default().labels(&format!("{AGENT_LABEL}={}", me.pod));
     let mut seen = HashSet::new();
@@ -41,7 +48,7 @@ pub(super) async fn execute_orders(client: kube::Client, namespace: String, me: 
                     continue;
                 }
                 let Some(order) = data.get(ORDER_KEY).cloned() else { continue };
-                tokio::spawn(execute(api.clone(), name, order, me.clone(), readiness.clone()));
+                tokio::spawn(execute(api.clone(), name, order, run.clone(), me.clone(), readiness.clone()));
             }
             Event::Delete(cm) => {
                 if let Some(name) = cm.metadata.name {
@@ -53,10 +60,17 @@ pub(super) async fn execute_orders(client: kube::Client, namespace: String, me: 
     }
 }
 
-async fn execute(api: Api<ConfigMap>, name: String, order: String, me: Identity, readiness: Arc<Readiness>) {
+async fn execute(
+    api: Api<ConfigMap>,
+    name: String,
+    order: String,
+    run: Arc<str>,
+    me: Identity,
+    readiness: Arc<Readiness>,
+) {
     let started = Instant::now();
     let mut result = OrderResult::new(me);
-    match protocol::parse_order(&order) {
+    match protocol::parse_order_for_run(&order, &run) {
         Err(e) => result.error = Some(e),
         Ok(parsed) => {
             let record = Recorder::for_order(order.len());

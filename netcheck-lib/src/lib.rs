@@ -10,6 +10,8 @@ pub mod catalog;
 pub(crate) mod checks;
 pub mod diagnose;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod interrupt;

@@ -14,7 +14,12 @@ fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
 }
 
 fn template() -> AgentTemplate {
-    AgentTemplate { image: netcheck::harness::agent_image(), tolerate_taints: false, api_server: None }
+    AgentTemplate {
+        run_id: "admission".into(),
+        image: netcheck::harness::agent_image(),
+        tolerate_taints: false,
+        api_server: None,
+    }
 }
 
 /// A pod without requests or limits, or with root and privileges: what strict namespaces refuse.

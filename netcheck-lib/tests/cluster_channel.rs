@@ -82,3 +82,50 @@ async fn many_orders_at_once_share_one_watch(#[future] cluster: Option<Cluster>)
     assert!(session.channel.margin() >= Duration::from_secs(10), "the margin never drops below its floor");
     session.finish(false).await.unwrap();
 }
+
+/// Orders are ConfigMaps: anyone who can write one in the run's namespace could try to make an agent
+/// send traffic. An order stamped with another run (a stale runner, or someone else's) is refused by
+/// the agent, which writes the refusal back and sends nothing.
+#[rstest]
+#[tokio::test]
+async fn an_agent_refuses_an_order_of_another_run(#[future] cluster: Option<Cluster>) {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    use kube::runtime::wait::await_condition;
+    use netcheck::protocol::{AGENT_LABEL, ORDER_KEY, ORDER_LABEL, Order, RESULT_KEY, parse_result};
+
+    let Some(cluster) = cluster.await else { return };
+    let session = common::session(&cluster).await;
+    let agent = session.agents.clients.values().next().expect("a client agent");
+    let mut order = Order::new(Action::Http(http(vec![format!("{}:80", session.agents.cluster_ip)], 3, 0)));
+    order.run = format!("not-{}", session.run_id);
+    let name = "order-from-another-run";
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([
+                (AGENT_LABEL.to_string(), agent.pod.clone()),
+                (ORDER_LABEL.to_string(), "true".to_string()),
+            ])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(ORDER_KEY.to_string(), serde_json::to_string(&order).unwrap())])),
+        ..Default::default()
+    };
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &session.namespace);
+    api.create(&PostParams::default(), &cm).await.expect("creating the order");
+    let answered =
+        |cm: Option<&ConfigMap>| cm.and_then(|c| c.data.as_ref()).is_some_and(|d| d.contains_key(RESULT_KEY));
+    let cm = tokio::time::timeout(Duration::from_secs(30), await_condition(api, name, answered))
+        .await
+        .expect("the agent answered within 30 s")
+        .expect("watching the order")
+        .expect("the order still exists");
+    let result = parse_result(&cm.data.unwrap()[RESULT_KEY]).expect("a readable result");
+    let error = result.error.expect("the order was refused");
+    assert!(error.contains("refused an order of run") && error.contains(&session.run_id), "{error}");
+    assert!(result.attempts.is_empty(), "a refused order sends nothing: {:?}", result.attempts);
+    session.finish(false).await.unwrap();
+}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub mod watch;
 
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 /// The most attempts one order may ask of an agent: its result travels back in a ConfigMap, which the
 /// API server caps at 1 MiB, and this many attempts with the longest identities fit with room to
 /// spare (a unit test holds it). The catalog's ranges are derived from it.
@@ -39,6 +39,9 @@ pub const RESULT_KEY: &str = "result";
 /// Environment variable of an agent's pod with the API server's own address (`https://ip:port`), set by
 /// the runner so that the control channel does not depend on the Service data plane under test.
 pub const API_SERVER_ENV: &str = "NETCHECK_API_SERVER";
+/// The environment variable that tells an agent the id of the run it serves; it refuses orders of
+/// any other run.
+pub const RUN_ID_ENV: &str = "NETCHECK_RUN_ID";
 /// Port of the agents' HTTP server (identity at `/`, readiness at `/readyz`).
 pub const HTTP_PORT: u16 = 8080;
 /// Port of the agents' UDP echo server.
@@ -71,13 +74,17 @@ pub struct Order {
     /// marked [`OrderResult::partial`]. 0: the action's own [`Action::budget`].
     #[serde(default)]
     pub deadline_ms: u64,
+    /// The id of the run that sent the order; an agent of another run refuses it
+    /// ([`parse_order_for_run`]). The runner's control channel sets it on every order it sends.
+    #[serde(default)]
+    pub run: String,
 }
 
 impl Order {
     /// An order of this protocol version for `action`, with the action's own budget as its deadline.
     pub fn new(action: Action) -> Order {
         let deadline_ms = action.budget().as_millis() as u64;
-        Order { version: PROTOCOL_VERSION, action, deadline_ms }
+        Order { version: PROTOCOL_VERSION, action, deadline_ms, run: String::new() }
     }
 
     /// How long the agent may execute this order.
@@ -452,6 +459,16 @@ pub fn parse_order(text: &str) -> Result<Order, String> {
     Ok(order)
 }
 
+/// Parses an order for an agent of run `run`, refusing other protocol versions and other runs' orders
+/// (a runner of another run, or an order left from one, must not make this agent send traffic).
+pub fn parse_order_for_run(text: &str, run: &str) -> Result<Order, String> {
+    let order = parse_order(text)?;
+    if order.run != run {
+        return Err(format!("refused an order of run {:?}: this agent serves run {run:?} only", order.run));
+    }
+    Ok(order)
+}
+
 /// Parses a result, refusing other protocol versions.
 pub fn parse_result(text: &str) -> Result<OrderResult, String> {
     let result: OrderResult = serde_json::from_str(text).map_err(|e| format!("unreadable result: {e}"))?;
@@ -530,7 +547,21 @@ mod tests {
         let text = r#"{"version":4,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
         assert!(err.contains("protocol version 4"), "{err}");
-        assert!(parse_order(r#"{"version":6,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        assert!(parse_order(r#"{"version":7,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+    }
+
+    #[test]
+    fn an_agent_refuses_orders_of_another_run_and_takes_its_own() {
+        let mut order = Order::new(Action::SetReady { ready: false });
+        order.run = "r1".into();
+        let text = serde_json::to_string(&order).unwrap();
+        assert_eq!(parse_order_for_run(&text, "r1").unwrap(), order);
+        let err = parse_order_for_run(&text, "r2").unwrap_err();
+        assert!(err.contains(r#"run "r1""#) && err.contains(r#"serves run "r2""#), "{err}");
+        let unstamped = r#"{"version":7,"action":{"kind":"setReady","ready":false}}"#;
+        assert!(parse_order_for_run(unstamped, "r2").is_err(), "an order without a run is not this run's");
+        let old = text.replace(r#""version":7"#, r#""version":6"#);
+        assert!(parse_order_for_run(&old, "r1").unwrap_err().contains("protocol version 6"));
     }
 
     #[test]
@@ -564,8 +595,8 @@ mod tests {
         let http = Outcome::Http { status: 404 };
         assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
         assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
-        // An order written before `anyServer` existed still reads, as an agent probe.
-        let old = r#"{"version":6,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
+        // An order that leaves out `anyServer` still reads, as an agent probe.
+        let old = r#"{"version":7,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
         let Action::Http(p) = parse_order(old).unwrap().action else { panic!("not http") };
         assert!(!p.any_server);
     }

@@ -96,13 +96,15 @@ impl Drop for WatchTask {
 #[derive(Clone)]
 pub struct Channel {
     api: Api<ConfigMap>,
+    /// Stamped on every order: the agents refuse any other run's.
+    run_id: String,
     shared: Arc<Shared>,
     _watch: Arc<WatchTask>,
 }
 
 impl Channel {
-    /// Starts the session's watcher on the order ConfigMaps of `namespace`.
-    pub fn open(client: &kube::Client, namespace: &str) -> Channel {
+    /// Starts the session's watcher on the order ConfigMaps of `namespace`, for the agents of run `run_id`.
+    pub fn open(client: &kube::Client, namespace: &str, run_id: &str) -> Channel {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let shared = Arc::new(Shared {
             waiters: Mutex::new(HashMap::new()),
@@ -111,7 +113,7 @@ impl Channel {
             sequence: AtomicU64::new(0),
         });
         let task = tokio::spawn(deliver_results(api.clone(), shared.clone()));
-        Channel { api, shared, _watch: Arc::new(WatchTask(task)) }
+        Channel { api, run_id: run_id.to_string(), shared, _watch: Arc::new(WatchTask(task)) }
     }
 
     /// Sends `action` to `agent` with the action's own budget as the deadline, and waits for the result.
@@ -163,7 +165,8 @@ impl Channel {
         margin_after(self.shared.slowest_overhead_ms.load(Ordering::SeqCst))
     }
 
-    async fn send_order(&self, agent: &AgentPod, order: Order) -> std::result::Result<OrderResult, OrderFailure> {
+    async fn send_order(&self, agent: &AgentPod, mut order: Order) -> std::result::Result<OrderResult, OrderFailure> {
+        order.run.clone_from(&self.run_id);
         if let Some(refused) = self.shared.refused.lock().ok().and_then(|r| r.clone()) {
             return Err(OrderFailure::Api(format!("watching order results: {refused}")));
         }

@@ -44,6 +44,8 @@ pub const ECHO_UDP_PORT: i32 = 81;
 /// Settings shared by all agent pods of a run.
 #[derive(Debug, Clone)]
 pub struct AgentTemplate {
+    /// The run the agents serve (`NETCHECK_RUN_ID`): they refuse orders of any other.
+    pub run_id: String,
     /// Agent image reference.
     pub image: String,
     /// Tolerate every taint (`--tolerate-taints`).
@@ -158,6 +160,7 @@ fn agent_container(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> Containe
         field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("NODE_NAME", "spec.nodeName"),
         field_env("POD_IP", "status.podIP"),
+        EnvVar { name: crate::protocol::RUN_ID_ENV.into(), value: Some(template.run_id.clone()), ..Default::default() },
         EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() },
     ];
     if let Some(url) = &template.api_server {
@@ -502,7 +505,12 @@ mod tests {
     use super::*;
 
     fn template() -> AgentTemplate {
-        AgentTemplate { image: "netcheck/agent:test".into(), tolerate_taints: false, api_server: None }
+        AgentTemplate {
+            run_id: "k3x9q".into(),
+            image: "netcheck/agent:test".into(),
+            tolerate_taints: false,
+            api_server: None,
+        }
     }
 
     #[test]

@@ -137,9 +137,10 @@ impl Session {
         let run_id = namespace::new_run_id();
         let ns = namespace::create(&cluster.client, &run_id, options.ttl).await?;
         let mut guard = namespace::NamespaceGuard::new(cluster.clone(), ns.clone());
-        let channel = channel::Channel::open(&cluster.client, &ns);
+        let channel = channel::Channel::open(&cluster.client, &ns, &run_id);
         progress.note(&format!("namespace {ns}: {} client agents, {} server agents", usable.len(), options.servers));
         let template = manifests::AgentTemplate {
+            run_id: run_id.clone(),
             image: options.image.clone(),
             tolerate_taints: options.tolerate_taints,
             api_server: endpoints::api_server_address(cluster).await,

@@ -154,6 +154,7 @@ impl Watch {
     async fn deploy(&mut self, o: &WatchOptions, nodes: &[(String, String)], progress: &dyn Progress) -> Result<()> {
         let (client, ns) = (&self.cluster.client, self.namespace.as_str());
         let template = AgentTemplate {
+            run_id: self.run_id.clone(),
             image: o.image.clone(),
             tolerate_taints: o.tolerate_taints,
             api_server: endpoints::api_server_address(&self.cluster).await,
