@@ -114,6 +114,16 @@ fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
             skipped.push(CheckResult::new(check, Status::Skip, subject, format!("node {} is NotReady", node.name)));
             continue;
         }
+        if node.internal_ips.is_empty() && node.external_ips.is_empty() {
+            // Nothing to connect to is not the same as nothing failed: the node is said, not left out.
+            let subject = Subject::default().to_node(&node.name);
+            let why = format!(
+                "node {} lists no InternalIP or ExternalIP address, so its node port has no address to reach",
+                node.name
+            );
+            skipped.push(CheckResult::new(check, Status::Skip, subject, why));
+            continue;
+        }
         for ip in node.internal_ips.iter().chain(&node.external_ips) {
             match ip.parse::<IpAddr>() {
                 Ok(ip) => targets.push(Target { node: node.name.clone(), ip }),
@@ -488,5 +498,18 @@ mod tests {
         );
         assert_eq!(skipped.len(), 1);
         assert_eq!(skipped[0].status, Status::Skip);
+    }
+
+    #[test]
+    fn an_ipv6_only_node_is_a_target_and_a_node_without_addresses_is_said_not_dropped() {
+        let v6_only =
+            NodeInfo { name: "six".into(), ready: true, internal_ips: vec!["fd00::6".into()], ..Default::default() };
+        let bare = NodeInfo { name: "bare".into(), ready: true, ..Default::default() };
+        let (targets, skipped) = targets(&[v6_only, bare], EVERY_NODE);
+        assert_eq!(targets.iter().map(|t| t.socket(30000).to_string()).collect::<Vec<_>>(), ["[fd00::6]:30000"]);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].status, Status::Skip);
+        assert_eq!(skipped[0].subject.target_node.as_deref(), Some("bare"));
+        assert!(skipped[0].message.contains("no InternalIP or ExternalIP"), "{}", skipped[0].message);
     }
 }

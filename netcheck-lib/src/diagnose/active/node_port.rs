@@ -1,6 +1,7 @@
 //! `node-port`: every node that must forward answers on its addresses, from every node.
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::Service;
 
@@ -33,8 +34,11 @@ pub(super) fn node_port_targets(
     for node in facts.nodes.iter().filter(|n| n.ready) {
         for p in ports {
             let Some(node_port) = p.node_port else { continue };
-            for ip in node.internal_ips.iter().chain(&node.external_ips) {
-                let address = format!("{ip}:{node_port}");
+            // An address that is not an IP cannot be dialled; an IPv6 one needs brackets before the port.
+            let ips = node.internal_ips.iter().chain(&node.external_ips).filter_map(|ip| ip.parse::<IpAddr>().ok());
+            for ip in ips {
+                let Ok(port) = u16::try_from(node_port) else { continue };
+                let address = SocketAddr::new(ip, port).to_string();
                 targets.push(Target {
                     label: format!("{address} ({})", node.name),
                     address,
@@ -118,5 +122,36 @@ mod tests {
         let step = judge_node_ports(&t, &NodePortExpectation::EveryNode, &o);
         assert_eq!(step.status, StepStatus::Fail);
         assert!(step.fix.unwrap().starts_with("10.250.0.12:30080 (pod p on node-b) fail from every node"));
+    }
+
+    #[test]
+    fn ipv6_node_addresses_are_bracketed_and_what_is_not_an_ip_is_not_dialled() {
+        use crate::runner::inventory::NodeInfo;
+        let node = |name: &str, ips: &[&str]| NodeInfo {
+            name: name.into(),
+            ready: true,
+            internal_ips: ips.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}
+        }))
+        .unwrap();
+        let facts = Facts {
+            namespace: "shop".into(),
+            name: "web".into(),
+            namespace_exists: Some(true),
+            service: Some(svc.clone()),
+            service_names: vec![],
+            pods: vec![],
+            events: vec![],
+            endpoints: vec![],
+            nodes: vec![node("six", &["fd00::6"]), node("bare", &[]), node("four", &["10.0.0.4", "node-four.local"])],
+        };
+        let ports = svc.spec.clone().unwrap().ports.unwrap();
+        let (targets, _) = node_port_targets(&facts, &svc, &ports);
+        let addresses: Vec<&str> = targets.iter().map(|t| t.address.as_str()).collect();
+        assert_eq!(addresses, ["[fd00::6]:30080", "10.0.0.4:30080"]);
     }
 }
