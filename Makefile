@@ -8,8 +8,9 @@ TESTBED_STATE ?= /var/lib/netcheck-testbed
 KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
+CARGO_DENY_VERSION := 0.20.2
 
-.PHONY: demo test down testbed image agent-image-tar netcheck lint unit smoke cluster-test examples bench soak full-scenario upgrade-test
+.PHONY: demo test down testbed image agent-image-tar netcheck lint deny unit smoke cluster-test examples bench soak full-scenario upgrade-test
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -24,13 +25,20 @@ image: testbed agent-image-tar
 netcheck:
 	cargo build --release --locked -p netcheck-cli
 
-lint:
+lint: deny
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --exclude netcheck-cli
 	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec \
 	  testbed/stop testbed/start testbed/smoke-test testbed/upgrade testbed/upgrade-test testbed/proxy-mode \
 	  testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
+
+# Licenses, banned crates and sources (deny.toml); cargo-deny is installed at the pinned version when missing.
+# Advisories need the RustSec database from GitHub, which CI machines cannot reach: not checked here.
+deny:
+	cargo deny --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
+	  cargo install --locked cargo-deny --version $(CARGO_DENY_VERSION)
+	cargo deny --offline check --hide-inclusion-graph licenses bans sources
 
 unit:
 	cargo test --locked --workspace --lib --bins
