@@ -99,15 +99,20 @@ fn a_selector_that_matches_nothing_names_the_label_that_differs() {
     assert!(step.evidence.iter().all(|e| !e.contains("db-0")), "db-0 shares no label: {:?}", step.evidence);
 }
 
-#[test]
-fn pods_that_never_turn_ready_show_the_readiness_probe_message() {
-    let mut doc = fixture();
+/// `doc` with both pods of the Service not Ready, and their addresses moved to notReadyAddresses.
+fn never_ready(mut doc: Value) -> Value {
     for i in 0..2 {
         doc["pods"][i]["status"]["conditions"][1]["status"] = json!("False");
         doc["pods"][i]["status"]["containerStatuses"][0]["ready"] = json!(false);
     }
     doc["endpoints"]["subsets"][0]["notReadyAddresses"] = doc["endpoints"]["subsets"][0]["addresses"].clone();
     doc["endpoints"]["subsets"][0]["addresses"] = json!([]);
+    doc
+}
+
+#[test]
+fn pods_that_never_turn_ready_show_the_readiness_probe_message() {
+    let doc = never_ready(fixture());
     let steps = walk_of(&doc);
     let step = broken(&steps);
     assert_eq!(step.id, PODS_READY);
@@ -253,13 +258,7 @@ fn a_service_with_a_hundred_ports_is_walked_and_said_briefly() {
 
 #[test]
 fn an_event_with_a_huge_message_is_cut() {
-    let mut doc = fixture();
-    for i in 0..2 {
-        doc["pods"][i]["status"]["conditions"][1]["status"] = json!("False");
-        doc["pods"][i]["status"]["containerStatuses"][0]["ready"] = json!(false);
-    }
-    doc["endpoints"]["subsets"][0]["notReadyAddresses"] = doc["endpoints"]["subsets"][0]["addresses"].clone();
-    doc["endpoints"]["subsets"][0]["addresses"] = json!([]);
+    let mut doc = never_ready(fixture());
     doc["events"][0]["message"] = json!(format!("Readiness probe failed: {}", "x".repeat(1 << 20)));
     let steps = walk_of(&doc);
     assert_bounded(&steps);
