@@ -9,8 +9,9 @@ KUBECONFIG_TB := $(TESTBED_STATE)/kubeconfig
 AGENT_IMAGE_TAR := target/netcheck-agent.tar
 NETCHECK := target/release/netcheck
 CARGO_DENY_VERSION := 0.20.2
+PREFIX ?= $(HOME)/.local
 
-.PHONY: demo test down testbed image agent-image-tar netcheck lint deny unit smoke cluster-test examples bench soak full-scenario upgrade-test
+.PHONY: demo test down testbed image agent-image-tar netcheck lint deny unit smoke cluster-test examples bench soak full-scenario upgrade-test install
 
 demo: testbed image netcheck
 	$(NETCHECK) run --kubeconfig $(KUBECONFIG_TB)
@@ -25,13 +26,19 @@ image: testbed agent-image-tar
 netcheck:
 	cargo build --release --locked -p netcheck-cli
 
+# netcheck and the kubectl plugin (kubectl-netcheck, a link to it) into $(PREFIX)/bin, which must be on the PATH.
+install: netcheck
+	install -D -m 755 $(NETCHECK) $(PREFIX)/bin/netcheck
+	ln -sf netcheck $(PREFIX)/bin/kubectl-netcheck
+	@echo "installed $(PREFIX)/bin/netcheck and $(PREFIX)/bin/kubectl-netcheck: try 'kubectl netcheck version'"
+
 lint: deny
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --exclude netcheck-cli
-	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec \
+	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec testbed/node-ctr \
 	  testbed/stop testbed/start testbed/smoke-test testbed/upgrade testbed/upgrade-test testbed/proxy-mode \
-	  testbed/lib/*.sh image/build-oci .ci/run scripts/*.sh
+	  testbed/lib/*.sh image/build-oci image/rust-target .ci/run scripts/*.sh
 
 # Licenses, banned crates and sources (deny.toml); cargo-deny is installed at the pinned version when missing.
 # Advisories need the RustSec database from GitHub, which CI machines cannot reach: not checked here.
@@ -47,7 +54,7 @@ unit:
 # Cluster tests share the testbed and inject faults into it: one test thread.
 cluster-test: image
 	KUBECONFIG=$(KUBECONFIG_TB) NETCHECK_REQUIRE_CLUSTER=1 NETCHECK_BIN=$(CURDIR)/$(NETCHECK) \
-	  cargo test --locked --workspace --test '*' -- --test-threads=1
+	  KUBECTL=$(TESTBED_STATE)/bin/kubectl cargo test --locked --workspace --test '*' -- --test-threads=1
 
 # The library's examples, run for real: one needs no cluster; one runs checks, one watches a CoreDNS restart.
 examples: image

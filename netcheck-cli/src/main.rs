@@ -3,6 +3,7 @@
 
 mod metrics;
 mod progress;
+mod version;
 mod watch;
 
 use std::io::IsTerminal;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use netcheck::orchestrator::{self, RunOptions};
 use netcheck::report::{baseline, human, json, junit};
 use netcheck::runner::{self, ConnectOptions, SessionOptions};
@@ -80,6 +81,18 @@ enum Command {
     /// Print the RBAC netcheck needs (a ClusterRole and a ServiceAccount bound to it), for
     /// `netcheck rbac | kubectl apply -f -`.
     Rbac,
+    /// Print this client's version and, with a cluster, the server's and whether every node holds
+    /// the agent image.
+    Version {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Only this client's version: no cluster is contacted.
+        #[arg(long)]
+        client: bool,
+        /// The agent image to look for on the nodes.
+        #[arg(long, default_value = runner::DEFAULT_IMAGE)]
+        image: String,
+    },
     /// Delete netcheck namespaces left behind: expired ones, or all with --all.
     Gc {
         #[command(flatten)]
@@ -110,6 +123,10 @@ struct RunArgs {
     /// Agent image.
     #[arg(long, default_value = runner::DEFAULT_IMAGE)]
     image: String,
+    /// The platforms the agent image provides, e.g. linux/amd64,linux/arm64 (default: what
+    /// image/Dockerfile builds); a node of another OS or architecture is a skip naming it.
+    #[arg(long, value_name = "OS/ARCH,...", value_parser = parse_image_platforms)]
+    image_platforms: Option<ImagePlatforms>,
     /// Limit for the agents to become Ready, e.g. 60s or 2m.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
@@ -175,6 +192,10 @@ struct DiagnoseArgs {
     /// Agent image for the active steps.
     #[arg(long, default_value = runner::DEFAULT_IMAGE)]
     image: String,
+    /// The platforms the agent image provides, e.g. linux/amd64,linux/arm64 (default: what
+    /// image/Dockerfile builds); a node of another OS or architecture is a skip naming it.
+    #[arg(long, value_name = "OS/ARCH,...", value_parser = parse_image_platforms)]
+    image_platforms: Option<ImagePlatforms>,
     /// Limit for the client agents to become Ready, e.g. 60s or 2m.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
@@ -203,6 +224,22 @@ fn service_name(target: &str) -> Result<String, String> {
     } else {
         Err(format!("'{name}' is not a valid Service name (a DNS label: a-z, 0-9, -)"))
     }
+}
+
+/// The platforms of `--image-platforms`, parsed.
+#[derive(Clone, Debug)]
+struct ImagePlatforms(Vec<runner::Platform>);
+
+impl ImagePlatforms {
+    /// The given platforms, else those image/Dockerfile builds.
+    fn or_default(given: Option<ImagePlatforms>) -> Vec<runner::Platform> {
+        given.map_or_else(runner::Platform::dockerfile_defaults, |p| p.0)
+    }
+}
+
+/// `--image-platforms linux/amd64,linux/arm64`.
+fn parse_image_platforms(text: &str) -> Result<ImagePlatforms, String> {
+    netcheck::runner::inventory::parse_platforms(text).map(ImagePlatforms)
 }
 
 /// The longest duration a flag accepts: nothing netcheck waits for takes a day.
@@ -253,8 +290,21 @@ fn parse_dns_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// How the user called us, for usage lines: `kubectl netcheck` when run as a kubectl plugin
+/// (installed as `kubectl-netcheck` on the PATH), else `netcheck`.
+fn invoked_as(argv0: &str) -> &'static str {
+    let file = std::path::Path::new(argv0).file_name().and_then(|f| f.to_str()).unwrap_or("");
+    if file.starts_with("kubectl-netcheck") { "kubectl netcheck" } else { "netcheck" }
+}
+
+fn parse_cli() -> Cli {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let matches = Cli::command().bin_name(invoked_as(&argv0)).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -278,6 +328,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 checks,
                 skips,
                 image,
+                image_platforms,
                 timeout,
                 report,
                 tolerate_taints,
@@ -299,6 +350,7 @@ async fn dispatch(command: Command) -> ExitCode {
             };
             let session = SessionOptions {
                 image,
+                image_platforms: ImagePlatforms::or_default(image_platforms),
                 ready_timeout: timeout,
                 tolerate_taints,
                 from_runner: from_runner.into(),
@@ -320,6 +372,7 @@ async fn dispatch(command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Gc { cluster, all, dry_run } => gc(cluster, all, dry_run).await,
+        Command::Version { cluster, client, image } => version::version(&cluster, &image, client).await,
     }
 }
 
@@ -399,6 +452,7 @@ async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         read_only: args.read_only,
         session: SessionOptions {
             image: args.image,
+            image_platforms: ImagePlatforms::or_default(args.image_platforms),
             ready_timeout: args.timeout,
             tolerate_taints: args.tolerate_taints,
             cluster_domain: args.cluster_domain,
@@ -477,7 +531,15 @@ fn fail_error(error: &Error) -> ExitCode {
         }
         Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
         Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
-        Error::NoUsableNode => "uncordon a Ready node, or pass --tolerate-taints to run agents on tainted nodes",
+        Error::NoUsableNode => {
+            "uncordon a Ready node, pass --tolerate-taints to run agents on tainted nodes, or --image-platforms when \
+             the image was built for the nodes' architecture"
+        }
+        Error::ImageUnavailable { .. } => {
+            "load the image into every node (kind: `kind load docker-image IMAGE`, or `kind load image-archive \
+             FILE.tar`), or push it to a registry the cluster pulls from (AKS: the ACR attached to the cluster) and \
+             pass --image REGISTRY/netcheck/agent:VERSION; README \"On kind\" and \"On AKS\" show the steps"
+        }
         Error::NoSuchPort { .. } => "name one of the Service's ports with --port, or leave it out",
         e if e.is_forbidden() => "the API refused for lack of permission: grant the verb and resource named above",
         Error::Interrupted { signal } => {
@@ -501,6 +563,22 @@ fn fail(message: &str) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_a_kubectl_plugin_the_usage_says_kubectl_netcheck() {
+        assert_eq!(invoked_as("/usr/local/bin/kubectl-netcheck"), "kubectl netcheck");
+        assert_eq!(invoked_as("kubectl-netcheck.exe"), "kubectl netcheck");
+        assert_eq!(invoked_as("/home/me/.cargo/bin/netcheck"), "netcheck");
+        assert_eq!(invoked_as(""), "netcheck");
+    }
+
+    #[test]
+    fn image_platforms_parse_and_default_to_the_dockerfiles() {
+        let given = parse_image_platforms("linux/arm64").unwrap();
+        assert_eq!(ImagePlatforms::or_default(Some(given)).len(), 1);
+        assert_eq!(ImagePlatforms::or_default(None), runner::Platform::dockerfile_defaults());
+        assert!(parse_image_platforms("windows/amd64").unwrap_err().contains("Linux"));
+    }
 
     #[test]
     fn durations_parse_with_units() {

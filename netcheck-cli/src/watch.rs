@@ -12,7 +12,10 @@ use netcheck::watch::{Budget, Watch, WatchOptions};
 use netcheck::{Error, Report};
 
 use crate::progress::Bar;
-use crate::{ClusterArgs, Output, ReportArgs, fail, fail_error, parse_dns_name, parse_duration};
+use crate::{
+    ClusterArgs, ImagePlatforms, Output, ReportArgs, fail, fail_error, parse_dns_name, parse_duration,
+    parse_image_platforms,
+};
 
 /// `netcheck watch`.
 #[derive(Args)]
@@ -81,6 +84,10 @@ struct DeployArgs {
     /// Agent image.
     #[arg(long, default_value = runner::DEFAULT_IMAGE)]
     image: String,
+    /// The platforms the agent image provides, e.g. linux/amd64,linux/arm64 (default: what
+    /// image/Dockerfile builds); a node of another OS or architecture is a skip naming it.
+    #[arg(long, value_name = "OS/ARCH,...", value_parser = parse_image_platforms)]
+    image_platforms: Option<ImagePlatforms>,
     /// One attempt per path per node this often.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     interval: Duration,
@@ -139,6 +146,7 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 fn options(deploy: &DeployArgs, settle_limit: Duration, budget: Budget) -> WatchOptions {
     WatchOptions {
         image: deploy.image.clone(),
+        image_platforms: ImagePlatforms::or_default(deploy.image_platforms.clone()),
         tolerate_taints: deploy.tolerate_taints,
         interval: deploy.interval,
         timeout: deploy.attempt_timeout,

@@ -38,6 +38,17 @@ pub enum Error {
         /// The cause the cluster reported (ImagePullBackOff, Unschedulable, an admission denial).
         reason: String,
     },
+    /// A node has no copy of the agent image and cannot pull it (ErrImagePull, ImagePullBackOff,
+    /// ErrImageNeverPull): the image was not loaded into that node or pushed where it can pull from.
+    #[error("the agent image {image} is not on node {node} and the node cannot pull it: {reason}")]
+    ImageUnavailable {
+        /// The image reference.
+        image: String,
+        /// The node whose container runtime could not get it.
+        node: String,
+        /// The kubelet's reason and message.
+        reason: String,
+    },
     /// Waiting for something took longer than allowed.
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout {
@@ -49,8 +60,12 @@ pub enum Error {
     /// A scenario file or check selection is invalid.
     #[error("{0}")]
     Scenario(#[from] crate::scenario::ScenarioError),
-    /// No node can host a client agent: every node is NotReady, cordoned or tainted.
-    #[error("no node can run a client agent (all are NotReady, cordoned or tainted)")]
+    /// No node can host a client agent: every node is NotReady, cordoned, tainted, virtual, or of an
+    /// OS or architecture the image does not provide.
+    #[error(
+        "no node can run a client agent (all are NotReady, cordoned, tainted, virtual, or of a platform the image \
+         does not provide)"
+    )]
     NoUsableNode,
     /// The Service has no port by the name or number given (`diagnose --port`).
     #[error("service/{service} has no port '{wanted}' (its ports: {ports})")]

@@ -107,12 +107,7 @@ pub async fn run_checks_timed(
         }
     }
     results.extend(without_results(scenario, &results));
-    results.extend(unhosted_nodes(
-        scenario,
-        &session.nodes,
-        session.options.tolerate_taints,
-        &session.agents.unscheduled,
-    ));
+    results.extend(unhosted_nodes(scenario, &session.nodes, &session.options.placement(), &session.agents.unscheduled));
     let order = |check: &str| scenario.checks.iter().position(|c| c.id == check).unwrap_or(usize::MAX);
     results.sort_by_key(|r| order(&r.check));
     times.sort_by_key(|t| order(&t.check));
@@ -140,11 +135,11 @@ fn record_times(times: &mut Vec<CheckTime>, round: &[CheckResult], took: std::ti
 fn unhosted_nodes(
     scenario: &Scenario,
     nodes: &[crate::runner::inventory::NodeInfo],
-    tolerate_taints: bool,
+    placement: &crate::runner::Placement,
     unscheduled: &std::collections::BTreeMap<String, String>,
 ) -> Vec<CheckResult> {
     let mut unusable: Vec<(&str, String)> =
-        nodes.iter().filter_map(|n| Some((n.name.as_str(), n.unusable_reason(tolerate_taints)?))).collect();
+        nodes.iter().filter_map(|n| Some((n.name.as_str(), n.unusable_reason(placement)?))).collect();
     unusable.extend(unscheduled.iter().map(|(node, why)| (node.as_str(), why.clone())));
     scenario
         .checks
@@ -185,6 +180,9 @@ mod tests {
     use super::*;
     use crate::runner::NodeInfo;
 
+    const NO_TAINTS: crate::runner::Placement<'static> =
+        crate::runner::Placement { platforms: &[], tolerate_taints: false };
+
     #[test]
     fn a_selected_check_without_results_is_an_error() {
         let scenario =
@@ -205,18 +203,18 @@ mod tests {
         let node =
             |name: &str, ready: bool| NodeInfo { name: name.into(), ready, schedulable: true, ..Default::default() };
         let none = std::collections::BTreeMap::new();
-        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], false, &none);
+        let skips = unhosted_nodes(&scenario, &[node("node-a", true), node("node-b", false)], &NO_TAINTS, &none);
         assert_eq!(skips.len(), 2, "{skips:#?}");
         for s in &skips {
             assert_eq!((s.status, s.subject.source_node.as_deref()), (Status::Skip, Some("node-b")));
             assert!(s.message.contains("NotReady"), "{}", s.message);
         }
-        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], false, &none).is_empty());
+        assert!(unhosted_nodes(&scenario, &[node("node-a", true)], &NO_TAINTS, &none).is_empty());
         let full = std::collections::BTreeMap::from([(
             "node-a".to_string(),
             "Unschedulable: 0/2 nodes are available: 1 Insufficient cpu".to_string(),
         )]);
-        let skips = unhosted_nodes(&scenario, &[node("node-a", true)], false, &full);
+        let skips = unhosted_nodes(&scenario, &[node("node-a", true)], &NO_TAINTS, &full);
         assert_eq!(skips.len(), 2, "{skips:#?}");
         assert!(skips.iter().all(|s| s.status == Status::Skip && s.message.contains("Insufficient cpu")));
     }

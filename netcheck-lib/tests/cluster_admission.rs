@@ -18,6 +18,7 @@ fn template() -> AgentTemplate {
         run_id: "admission".into(),
         image: netcheck::harness::agent_image(),
         tolerate_taints: false,
+        platforms: netcheck::runner::Platform::dockerfile_defaults(),
         api_server: None,
     }
 }

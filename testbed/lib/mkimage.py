@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--symlink", action="append", default=[])
     ap.add_argument("--dir", action="append", default=[])
     ap.add_argument("--net-bind", action="append", default=[])
+    ap.add_argument("--arch", default="amd64", help="the image config's architecture (amd64, arm64)")
     a = ap.parse_args()
 
     files = []
@@ -95,7 +96,7 @@ def main():
     layer = build_layer(files, symlinks, dirs, set(a.net_bind))
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
-        "architecture": "amd64",
+        "architecture": a.arch,
         "os": "linux",
         "config": {"Entrypoint": json.loads(a.entrypoint), "Cmd": json.loads(a.cmd),
                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},

@@ -114,6 +114,15 @@ fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
             skipped.push(CheckResult::new(check, Status::Skip, subject, format!("node {} is NotReady", node.name)));
             continue;
         }
+        if node.virtual_node {
+            let subject = Subject::default().to_node(&node.name);
+            let why = format!(
+                "node {} is a virtual node (virtual-kubelet): it runs no kube-proxy, so no node port",
+                node.name
+            );
+            skipped.push(CheckResult::new(check, Status::Skip, subject, why));
+            continue;
+        }
         if node.internal_ips.is_empty() && node.external_ips.is_empty() {
             // Nothing to connect to is not the same as nothing failed: the node is said, not left out.
             let subject = Subject::default().to_node(&node.name);
@@ -511,5 +520,16 @@ mod tests {
         assert_eq!(skipped[0].status, Status::Skip);
         assert_eq!(skipped[0].subject.target_node.as_deref(), Some("bare"));
         assert!(skipped[0].message.contains("no InternalIP or ExternalIP"), "{}", skipped[0].message);
+    }
+
+    #[test]
+    fn a_virtual_node_is_no_node_port_target_and_says_why() {
+        let real =
+            NodeInfo { name: "a".into(), ready: true, internal_ips: vec!["10.0.0.1".into()], ..Default::default() };
+        let aci = NodeInfo { virtual_node: true, name: "virtual-node-aci".into(), ..real.clone() };
+        let (targets, skipped) = targets(&[real, aci], EVERY_NODE);
+        assert_eq!(targets.iter().map(|t| t.node.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].message.contains("node virtual-node-aci is a virtual node"), "{}", skipped[0].message);
     }
 }

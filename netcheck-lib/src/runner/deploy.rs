@@ -53,6 +53,9 @@ const FATAL_WAITING: &[&str] = &[
     "RunContainerError",
 ];
 
+/// The waiting reasons that say the node has no copy of the image and cannot get one.
+const IMAGE_UNAVAILABLE: &[&str] = &["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"];
+
 /// Creates RBAC, one client per node in `nodes`, `servers` server agents and the echo Service with
 /// the check Services; with `servers` 0, only RBAC and the clients.
 pub async fn create(
@@ -257,6 +260,14 @@ fn fatal_pod_state(pod: &Pod) -> Option<Error> {
         let reason = waiting.reason.clone().unwrap_or_default();
         if FATAL_WAITING.contains(&reason.as_str()) {
             let message = waiting.message.clone().unwrap_or_default();
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            if let (true, Some(node)) = (IMAGE_UNAVAILABLE.contains(&reason.as_str()), node) {
+                return Some(Error::ImageUnavailable {
+                    image: cs.image.clone(),
+                    node,
+                    reason: format!("{reason}: {message}"),
+                });
+            }
             return Some(Error::Deploy { object: name, reason: format!("{reason}: {message}") });
         }
     }
@@ -375,6 +386,24 @@ mod tests {
         let err = fatal_pod_state(&p).unwrap().to_string();
         assert!(err.contains("pod/netcheck-client-a"), "{err}");
         assert!(err.contains("ImagePullBackOff"), "{err}");
+    }
+
+    #[test]
+    fn an_image_a_node_cannot_pull_names_the_node_and_the_image() {
+        let p = pod(serde_json::json!({
+            "metadata": {"name": "netcheck-client-b"},
+            "spec": {"nodeName": "node-b", "containers": [{"name": "agent", "image": "localhost/netcheck/agent:1"}]},
+            "status": {"containerStatuses": [{"name": "agent", "image": "localhost/netcheck/agent:1", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull", "message": "failed to resolve reference"}}}]}
+        }));
+        match fatal_pod_state(&p) {
+            Some(Error::ImageUnavailable { image, node, reason }) => {
+                assert_eq!((image.as_str(), node.as_str()), ("localhost/netcheck/agent:1", "node-b"));
+                assert!(reason.starts_with("ErrImagePull: failed to resolve"), "{reason}");
+            }
+            other => panic!("expected ImageUnavailable, got {other:?}"),
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::inventory::{ARCH_LABEL, OS_LABEL, VIRTUAL_NODE_LABEL};
 use crate::protocol::{HTTP_PORT, UDP_PORT};
 
 /// Label key/value on every object netcheck creates.
@@ -50,6 +51,9 @@ pub struct AgentTemplate {
     pub image: String,
     /// Tolerate every taint (`--tolerate-taints`).
     pub tolerate_taints: bool,
+    /// The platforms the image provides: agents run only on Linux nodes of these architectures,
+    /// never on virtual-kubelet nodes.
+    pub platforms: Vec<super::Platform>,
     /// The API server's direct address for the agents' control channel, if known.
     pub api_server: Option<String>,
 }
@@ -214,8 +218,40 @@ fn agent_container(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> Containe
     }
 }
 
+/// The nodes an agent may run on: Linux (the image holds a Linux binary), one of the image's
+/// architectures, and not a virtual-kubelet node. Without this, a pod pinned to a Windows or arm64
+/// node fails there and the run reads as netcheck's own failure; such nodes are skips instead.
+fn platform_affinity(template: &AgentTemplate) -> Affinity {
+    let mut expressions = vec![NodeSelectorRequirement {
+        key: VIRTUAL_NODE_LABEL.0.into(),
+        operator: "NotIn".into(),
+        values: Some(vec![VIRTUAL_NODE_LABEL.1.into()]),
+    }];
+    if !template.platforms.is_empty() {
+        expressions.push(NodeSelectorRequirement {
+            key: ARCH_LABEL.into(),
+            operator: "In".into(),
+            values: Some(template.platforms.iter().map(|p| p.arch.clone()).collect()),
+        });
+    }
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(expressions),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub(crate) fn agent_pod_spec(template: &AgentTemplate, extra_env: Vec<EnvVar>) -> PodSpec {
     PodSpec {
+        node_selector: Some(BTreeMap::from([(OS_LABEL.to_string(), "linux".to_string())])),
+        affinity: Some(platform_affinity(template)),
         containers: vec![agent_container(template, extra_env)],
         service_account_name: Some(AGENT_SERVICE_ACCOUNT.into()),
         termination_grace_period_seconds: Some(5),
@@ -265,22 +301,21 @@ pub fn client_hostname(node: &str) -> String {
 /// label need not equal the name (cloud providers set it to the host's name).
 pub fn client_pod(ns: &str, node: &str, template: &AgentTemplate) -> Pod {
     let mut spec = agent_pod_spec(template, vec![]);
-    spec.affinity = Some(Affinity {
-        node_affinity: Some(NodeAffinity {
-            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                node_selector_terms: vec![NodeSelectorTerm {
-                    match_fields: Some(vec![NodeSelectorRequirement {
-                        key: "metadata.name".into(),
-                        operator: "In".into(),
-                        values: Some(vec![node.to_string()]),
-                    }]),
-                    ..Default::default()
-                }],
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    let pinned = NodeSelectorRequirement {
+        key: "metadata.name".into(),
+        operator: "In".into(),
+        values: Some(vec![node.to_string()]),
+    };
+    // The same term as every agent's, narrowed to the node: both must hold.
+    let terms = spec
+        .affinity
+        .iter_mut()
+        .filter_map(|a| a.node_affinity.as_mut()?.required_during_scheduling_ignored_during_execution.as_mut());
+    for selector in terms {
+        for term in &mut selector.node_selector_terms {
+            term.match_fields = Some(vec![pinned.clone()]);
+        }
+    }
     spec.hostname = Some(client_hostname(node));
     spec.subdomain = Some(CLIENTS_SERVICE.into());
     Pod {
@@ -509,6 +544,7 @@ mod tests {
             run_id: "k3x9q".into(),
             image: "netcheck/agent:test".into(),
             tolerate_taints: false,
+            platforms: vec![crate::runner::Platform { arch: "amd64".into() }],
             api_server: None,
         }
     }
@@ -525,10 +561,14 @@ mod tests {
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
         let terms = spec.affinity.unwrap().node_affinity.unwrap().required_during_scheduling_ignored_during_execution;
-        let field = &terms.unwrap().node_selector_terms[0].match_fields.clone().unwrap()[0];
+        let term = &terms.unwrap().node_selector_terms[0];
+        let field = &term.match_fields.clone().unwrap()[0];
         assert_eq!((field.key.as_str(), field.operator.as_str()), ("metadata.name", "In"));
         assert_eq!(field.values.as_deref(), Some(&["node-a".to_string()][..]));
-        assert_eq!(spec.node_selector, None, "the hostname label may differ from the node's name");
+        let arch = term.match_expressions.clone().unwrap().into_iter().find(|e| e.key == "kubernetes.io/arch").unwrap();
+        assert_eq!(arch.values.as_deref(), Some(&["amd64".to_string()][..]), "pinned and of the image's architecture");
+        let only_os = BTreeMap::from([("kubernetes.io/os".to_string(), "linux".to_string())]);
+        assert_eq!(spec.node_selector, Some(only_os), "the hostname label may differ from the node's name");
         let resources = spec.containers[0].resources.clone().unwrap();
         for kind in [resources.requests.unwrap(), resources.limits.unwrap()] {
             assert!(kind.contains_key("cpu") && kind.contains_key("memory"), "{kind:?}");
@@ -614,5 +654,29 @@ mod tests {
         let t = AgentTemplate { tolerate_taints: true, ..template() };
         let spec = client_pod("ns", "n", &t).spec.unwrap();
         assert_eq!(spec.tolerations.unwrap()[0].operator.as_deref(), Some("Exists"));
+    }
+
+    #[test]
+    fn every_agent_stays_off_other_platforms_and_virtual_nodes() {
+        let two = AgentTemplate {
+            platforms: crate::runner::inventory::parse_platforms("linux/amd64,linux/arm64").unwrap(),
+            ..template()
+        };
+        let server = server_deployment("ns", 3, &two).spec.unwrap().template.spec.unwrap();
+        assert_eq!(server.node_selector.unwrap()["kubernetes.io/os"], "linux");
+        let terms = server
+            .affinity
+            .unwrap()
+            .node_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap();
+        let expressions = terms.node_selector_terms[0].match_expressions.clone().unwrap();
+        let rule = |key: &str| {
+            expressions.iter().find(|e| e.key == key).map(|e| (e.operator.clone(), e.values.clone().unwrap()))
+        };
+        assert_eq!(rule("kubernetes.io/arch"), Some(("In".into(), vec!["amd64".into(), "arm64".into()])));
+        assert_eq!(rule("type"), Some(("NotIn".into(), vec!["virtual-kubelet".into()])));
+        assert_eq!(terms.node_selector_terms[0].match_fields, None, "servers are not pinned");
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use connect::{Cluster, ConnectOptions, connect};
 pub use deploy::{AgentPod, Agents};
-pub use inventory::NodeInfo;
+pub use inventory::{NodeInfo, Placement, Platform};
 
 use crate::protocol::{Action, OrderResult};
 use crate::{Error, Result};
@@ -67,6 +67,9 @@ pub struct SessionOptions {
     pub servers: i32,
     /// Run client agents on tainted nodes too.
     pub tolerate_taints: bool,
+    /// The platforms the agent image provides: a node of another OS or architecture is a skip
+    /// naming it (default: what `image/Dockerfile` builds).
+    pub image_platforms: Vec<Platform>,
     /// How long the namespace may live before `netcheck gc` collects it.
     pub ttl: Duration,
     /// Whether the runner probes node addresses too.
@@ -77,6 +80,13 @@ pub struct SessionOptions {
     pub external_name: Option<String>,
 }
 
+impl SessionOptions {
+    /// Where this session's client agents may run.
+    pub fn placement(&self) -> Placement<'_> {
+        Placement { platforms: &self.image_platforms, tolerate_taints: self.tolerate_taints }
+    }
+}
+
 impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
@@ -84,6 +94,7 @@ impl Default for SessionOptions {
             ready_timeout: Duration::from_secs(60),
             servers: 3,
             tolerate_taints: false,
+            image_platforms: Platform::dockerfile_defaults(),
             ttl: Duration::from_secs(3600),
             from_runner: FromRunner::Auto,
             cluster_domain: "cluster.local".into(),
@@ -127,7 +138,7 @@ impl Session {
         let nodes = inventory::nodes(cluster).await?;
         let usable: Vec<String> = nodes
             .iter()
-            .filter(|n| n.unusable_reason(options.tolerate_taints).is_none())
+            .filter(|n| n.unusable_reason(&options.placement()).is_none())
             .map(|n| n.name.clone())
             .collect();
         if usable.is_empty() {
@@ -143,6 +154,7 @@ impl Session {
             run_id: run_id.clone(),
             image: options.image.clone(),
             tolerate_taints: options.tolerate_taints,
+            platforms: options.image_platforms.clone(),
             api_server: endpoints::api_server_address(cluster).await,
         };
         let mut deployed_in = Duration::ZERO;

@@ -185,7 +185,13 @@ mod tests {
     use super::*;
 
     fn template() -> AgentTemplate {
-        AgentTemplate { run_id: "w1".into(), image: "img".into(), tolerate_taints: false, api_server: None }
+        AgentTemplate {
+            run_id: "w1".into(),
+            image: "img".into(),
+            tolerate_taints: false,
+            platforms: vec![],
+            api_server: None,
+        }
     }
 
     #[test]

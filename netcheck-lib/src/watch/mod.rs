@@ -37,7 +37,7 @@ pub use judge::{Baseline, Budget};
 use crate::protocol::watch::{WATCH_PLAN_ENV, WATCH_RECORD_KEY, WATCH_RECORD_LABEL, WatchPlan, WatchRecord};
 use crate::report::Report;
 use crate::runner::manifests::{AgentTemplate, RUN_ID_LABEL};
-use crate::runner::{Cluster, DEFAULT_IMAGE, Progress, endpoints, inventory, namespace, services};
+use crate::runner::{Cluster, DEFAULT_IMAGE, Placement, Platform, Progress, endpoints, inventory, namespace, services};
 use crate::{Error, Result};
 
 /// The ConfigMap holding the [`Baseline`] (key `baseline`), written once traffic flows.
@@ -50,6 +50,8 @@ pub struct WatchOptions {
     pub image: String,
     /// Run client agents on tainted nodes too.
     pub tolerate_taints: bool,
+    /// The platforms the agent image provides (see [`SessionOptions`](crate::runner::SessionOptions)).
+    pub image_platforms: Vec<Platform>,
     /// How long the namespace may live before `netcheck gc` collects it (a `watch start` that is never
     /// stopped).
     pub ttl: Duration,
@@ -74,6 +76,7 @@ impl Default for WatchOptions {
         WatchOptions {
             image: DEFAULT_IMAGE.into(),
             tolerate_taints: false,
+            image_platforms: Platform::dockerfile_defaults(),
             ttl: Duration::from_secs(6 * 3600),
             interval: Duration::from_millis(200),
             timeout: Duration::from_millis(1000),
@@ -118,7 +121,10 @@ impl Watch {
         let mut nodes = Vec::new();
         let mut unhosted = Vec::new();
         for n in &all_nodes {
-            match n.unusable_reason(options.tolerate_taints) {
+            match n.unusable_reason(&Placement {
+                platforms: &options.image_platforms,
+                tolerate_taints: options.tolerate_taints,
+            }) {
                 None => nodes.push(n.name.clone()),
                 Some(why) => unhosted.push((n.name.clone(), why)),
             }
@@ -157,6 +163,7 @@ impl Watch {
             run_id: self.run_id.clone(),
             image: o.image.clone(),
             tolerate_taints: o.tolerate_taints,
+            platforms: o.image_platforms.clone(),
             api_server: endpoints::api_server_address(&self.cluster).await,
         };
         let (sa, _, binding) = crate::runner::manifests::agent_rbac(ns);

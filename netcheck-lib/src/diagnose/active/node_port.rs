@@ -31,7 +31,8 @@ pub(super) fn node_port_targets(
         return (Vec::new(), NodePortExpectation::EveryNode);
     }
     let mut targets = Vec::new();
-    for node in facts.nodes.iter().filter(|n| n.ready) {
+    // A virtual node has no kube-proxy: its node port is nothing the Service promises.
+    for node in facts.nodes.iter().filter(|n| n.ready && !n.virtual_node) {
         for p in ports {
             let Some(node_port) = p.node_port else { continue };
             // An address that is not an IP cannot be dialled; an IPv6 one needs brackets before the port.
