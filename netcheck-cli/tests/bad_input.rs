@@ -109,7 +109,8 @@ async fn missing_image_fails_fast_and_cleans_up() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("ErrImagePull") || err.contains("ImagePullBackOff"), "{err}");
-    assert!(err.contains("pod/netcheck-"), "names the object: {err}");
+    assert!(err.contains("is not on node node-"), "names the node: {err}");
+    assert!(err.contains("kind load docker-image") && err.contains("--image"), "says how to load or push it: {err}");
     assert!(took < Duration::from_secs(60), "failed fast, not at the 120 s timeout: {took:?}");
     assert_eq!(live_netcheck_namespaces(&client).await, before, "no namespace left behind");
 }
