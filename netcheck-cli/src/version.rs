@@ -19,6 +19,9 @@ pub fn client_lines(image: &str) -> String {
 
 /// Which nodes' kubelets list `image`: the image matches when every node lists it.
 pub fn nodes_line(image: &str, nodes: &[inventory::NodeInfo]) -> String {
+    if nodes.is_empty() {
+        return "nodes    none listed: nothing can hold the image\n".into();
+    }
     let missing: Vec<&str> = nodes.iter().filter(|n| !n.lists_image(image)).map(|n| n.name.as_str()).collect();
     if missing.is_empty() {
         return format!("nodes    all {} list the image\n", nodes.len());
@@ -75,5 +78,6 @@ mod tests {
         let nodes = [node("a", &["img:1"]), node("b", &[])];
         assert!(nodes_line("img:1", &nodes).contains("1 of 2 do not list the image: b;"));
         assert_eq!(nodes_line("img:1", &nodes[..1]), "nodes    all 1 list the image\n");
+        assert!(nodes_line("img:1", &[]).contains("none listed"), "no node is never \"all list it\"");
     }
 }

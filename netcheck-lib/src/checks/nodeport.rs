@@ -109,28 +109,24 @@ fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     for node in nodes {
-        if !node.ready {
-            let subject = Subject::default().to_node(&node.name);
-            skipped.push(CheckResult::new(check, Status::Skip, subject, format!("node {} is NotReady", node.name)));
-            continue;
-        }
-        if node.virtual_node {
-            let subject = Subject::default().to_node(&node.name);
-            let why = format!(
+        // Nothing to connect to is not the same as nothing failed: such a node is said, not left out.
+        let not_a_target = if !node.ready {
+            Some(format!("node {} is NotReady", node.name))
+        } else if node.virtual_node {
+            Some(format!(
                 "node {} is a virtual node (virtual-kubelet): it runs no kube-proxy, so no node port",
                 node.name
-            );
-            skipped.push(CheckResult::new(check, Status::Skip, subject, why));
-            continue;
-        }
-        if node.internal_ips.is_empty() && node.external_ips.is_empty() {
-            // Nothing to connect to is not the same as nothing failed: the node is said, not left out.
-            let subject = Subject::default().to_node(&node.name);
-            let why = format!(
+            ))
+        } else if node.internal_ips.is_empty() && node.external_ips.is_empty() {
+            Some(format!(
                 "node {} lists no InternalIP or ExternalIP address, so its node port has no address to reach",
                 node.name
-            );
-            skipped.push(CheckResult::new(check, Status::Skip, subject, why));
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = not_a_target {
+            skipped.push(CheckResult::new(check, Status::Skip, Subject::default().to_node(&node.name), why));
             continue;
         }
         for ip in node.internal_ips.iter().chain(&node.external_ips) {

@@ -33,7 +33,7 @@ pub struct Platform {
 impl Platform {
     /// The platforms of the image as `image/Dockerfile` builds it (linux/amd64 and linux/arm64).
     pub fn dockerfile_defaults() -> Vec<Platform> {
-        parse_platforms(&DOCKERFILE_PLATFORMS.lines().collect::<Vec<_>>().join(","))
+        parse_platforms(&DOCKERFILE_PLATFORMS.replace('\n', ","))
             .expect("image/platforms lists valid platforms (a unit test reads it)")
     }
 }
@@ -122,13 +122,13 @@ impl NodeInfo {
         // a port or is localhost; otherwise the reference is short for one on docker.io.
         let registry =
             image.split_once('/').is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
-        let bare = !registry;
-        let forms = if bare {
-            let library = if image.contains('/') { String::new() } else { format!("docker.io/library/{image}") };
-            vec![image.to_string(), format!("docker.io/{image}"), library]
-        } else {
-            vec![image.to_string()]
-        };
+        let mut forms = vec![image.to_string()];
+        if !registry {
+            forms.push(format!("docker.io/{image}"));
+            if !image.contains('/') {
+                forms.push(format!("docker.io/library/{image}"));
+            }
+        }
         self.images.iter().any(|listed| forms.iter().any(|f| f == listed))
     }
 

@@ -71,6 +71,13 @@ pub struct WatchOptions {
     pub budget: Budget,
 }
 
+impl WatchOptions {
+    /// Where the watch's client agents may run.
+    pub fn placement(&self) -> Placement<'_> {
+        Placement { platforms: &self.image_platforms, tolerate_taints: self.tolerate_taints }
+    }
+}
+
 impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
@@ -121,10 +128,7 @@ impl Watch {
         let mut nodes = Vec::new();
         let mut unhosted = Vec::new();
         for n in &all_nodes {
-            match n.unusable_reason(&Placement {
-                platforms: &options.image_platforms,
-                tolerate_taints: options.tolerate_taints,
-            }) {
+            match n.unusable_reason(&options.placement()) {
                 None => nodes.push(n.name.clone()),
                 Some(why) => unhosted.push((n.name.clone(), why)),
             }
