@@ -36,7 +36,7 @@ lint: deny
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --exclude netcheck-cli
-	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec testbed/node-ctr \
+	shellcheck testbed/build testbed/up testbed/down testbed/status testbed/load-image testbed/node-exec testbed/node-ctr testbed/loadbalancer \
 	  testbed/stop testbed/start testbed/smoke-test testbed/upgrade testbed/upgrade-test testbed/proxy-mode \
 	  testbed/lib/*.sh image/build-oci image/rust-target .ci/run scripts/*.sh
 

@@ -11,6 +11,8 @@ source "$TESTBED_DIR/lib/images.sh"
 source "$TESTBED_DIR/lib/control-plane.sh"
 # shellcheck source=testbed/lib/node.sh
 source "$TESTBED_DIR/lib/node.sh"
+# shellcheck source=testbed/lib/loadbalancer.sh
+source "$TESTBED_DIR/lib/loadbalancer.sh"
 # shellcheck source=testbed/lib/dns.sh
 source "$TESTBED_DIR/lib/dns.sh"
 

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Fault injection: stop and start single components of a running testbed.
 
-COMPONENT_USAGE="components: kube-proxy NODE | kubelet NODE | containerd NODE | kube-controller-manager | kube-scheduler | dns [NODE]"
+COMPONENT_USAGE="components: kube-proxy NODE | kubelet NODE | containerd NODE | kube-controller-manager | kube-scheduler | dns [NODE] | loadbalancer [NODE]"
 
 # component_daemon COMPONENT [NODE] — the PID-file name behind a component (none for CoreDNS, which
 # runs as pods).
@@ -14,7 +14,7 @@ component_daemon() {
       echo "$component-$node"
       ;;
     kube-controller-manager | kube-scheduler) echo "$component" ;;
-    dns)
+    dns | loadbalancer)
       [ -z "$node" ] || node_known "$node" || die "unknown node '$node' (nodes: ${NODES[*]})"
       ;;
     *) die "unknown component '$component'; $COMPONENT_USAGE" ;;
@@ -22,7 +22,8 @@ component_daemon() {
 }
 
 # stop_component COMPONENT [NODE]. `dns` scales CoreDNS to zero (the Service loses its endpoints);
-# `dns NODE` freezes the replica on NODE (it stops answering, silently).
+# `dns NODE` freezes the replica on NODE (it stops answering, silently). `loadbalancer [NODE]` freezes
+# MetalLB's speaker on NODE (or on every node): its addresses stop being announced.
 stop_component() {
   local component=$1 node=${2:-} d
   d=$(component_daemon "$@")
@@ -30,6 +31,7 @@ stop_component() {
     dns)
       if [ -n "$node" ]; then freeze_coredns_on "$node" pause; else stop_coredns; fi
       ;;
+    loadbalancer) if [ -n "$node" ]; then freeze_speakers pause "$node"; else freeze_speakers pause "${NODES[@]}"; fi ;;
     *) stop_daemon "$d" ;;
   esac
   log "stopped $component${node:+ on $node}"
@@ -47,6 +49,7 @@ start_component() {
     dns)
       if [ -n "$node" ]; then freeze_coredns_on "$node" resume; else start_coredns; fi
       ;;
+    loadbalancer) if [ -n "$node" ]; then freeze_speakers resume "$node"; else freeze_speakers resume "${NODES[@]}"; fi ;;
   esac
   if [ -n "$d" ]; then
     sleep 0.3

@@ -10,6 +10,11 @@ UPGRADE_FROM_VERSION=${NETCHECK_K8S_UPGRADE_FROM:-1.35.4}
 # The versions kubeadm v1.36 ships with; both build from their own Go modules.
 COREDNS_VERSION=1.14.2
 ETCD_VERSION=3.6.8
+# The LoadBalancer implementation (testbed/loadbalancer): MetalLB, layer 2. v0.15.2, not the newest
+# (v0.16.2): v0.16.2 needs github.com/metallb/frr-k8s v0.0.27, which the Go proxy refuses to serve, and
+# its speaker does not compile against v0.0.25, the newest served (frrk8s.go: undefined
+# AsPathPrependPrefixes). v0.15.2's own go.mod asks for v0.0.20, which is served.
+METALLB_VERSION=0.15.2
 GO_PROXY_URL=${NETCHECK_GO_PROXY:-https://proxy.golang.org}
 
 CACHE_ROOT=${NETCHECK_TESTBED_CACHE:-/var/cache/netcheck-testbed}
@@ -29,6 +34,9 @@ BRIDGE=${NETCHECK_TB_BRIDGE:-tbbr0}
 HOST_IP=10.250.0.1
 NODE_NET=10.250.0.0/24
 NODE_NET_BLACKHOLE=10.250.0.0/16
+# MetalLB's addresses: on the node network, so that the host's ARP for them reaches the speakers.
+LB_POOL=10.250.0.200-10.250.0.219
+LB_POOL_PREFIX=10.250.0.192/26
 POD_CIDR=10.244.0.0/16
 SVC_CIDR=10.96.0.0/16
 KUBERNETES_SVC_IP=10.96.0.1

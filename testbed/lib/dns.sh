@@ -178,20 +178,6 @@ coredns_pod_on() {
     awk -F'|' '$1 == "" { print $2; exit }'
 }
 
-# The CoreDNS container of POD on NODE whose task is in STATE (RUNNING or PAUSED). containerd keeps
-# the containers of earlier pods and restarts until kubelet collects them, so the first one listed
-# may be long dead.
-coredns_container_on() {
-  local node=$1 pod=$2 state=$3 id
-  for id in $(ctr_node "$node" containers ls -q \
-    "labels.\"io.kubernetes.container.name\"==coredns,labels.\"io.kubernetes.pod.name\"==$pod" 2>/dev/null); do
-    if ctr_node "$node" tasks ls 2>/dev/null | awk -v id="$id" -v st="$state" '$1 == id && $3 == st { f = 1 } END { exit !f }'; then
-      echo "$id"
-      return 0
-    fi
-  done
-  return 1
-}
 
 # Freezes (or thaws) the CoreDNS replica on one node: it stops answering without a refusal, as a hung
 # server does, until its readiness probe takes it out of the Service.
@@ -200,7 +186,7 @@ freeze_coredns_on() {
   [ "$op" = resume ] && state=PAUSED
   pod=$(coredns_pod_on "$node")
   [ -n "$pod" ] || die "no CoreDNS replica runs on $node (kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide)"
-  id=$(coredns_container_on "$node" "$pod" "$state") ||
+  id=$(container_on "$node" "$pod" coredns "$state") ||
     die "pod $pod on $node has no CoreDNS container in state $state"
   ctr_node "$node" tasks "$op" "$id"
 }

@@ -38,6 +38,21 @@ ctr_node() {
   ctr --address "$TB/$node/run/containerd.sock" -n k8s.io "$@"
 }
 
+# The container NAME of POD on NODE whose task is in STATE (RUNNING or PAUSED). containerd keeps the
+# containers of earlier pods and restarts until kubelet collects them, so the first one listed may be
+# long dead.
+container_on() {
+  local node=$1 pod=$2 name=$3 state=$4 id
+  for id in $(ctr_node "$node" containers ls -q \
+    "labels.\"io.kubernetes.container.name\"==$name,labels.\"io.kubernetes.pod.name\"==$pod" 2>/dev/null); do
+    if ctr_node "$node" tasks ls 2>/dev/null | awk -v id="$id" -v st="$state" '$1 == id && $3 == st { f = 1 } END { exit !f }'; then
+      echo "$id"
+      return 0
+    fi
+  done
+  return 1
+}
+
 import_image() {
   local node=$1 archive=$2
   ctr_node "$node" images import --no-unpack=false "$archive" >/dev/null

@@ -9,6 +9,7 @@
 pub(crate) mod diagnosis;
 pub(crate) mod dns;
 pub(crate) mod dns_expect;
+pub(crate) mod loadbalancer;
 pub(crate) mod nodeport;
 pub(crate) mod readiness;
 pub(crate) mod rollout;
@@ -79,6 +80,12 @@ pub(crate) static ROUNDS: &[Round] = &[
         phase: Phase::Probe,
         note: "probing node ports on every node address",
         run: |session, scenario| Box::pin(nodeport::run(session, scenario)),
+    },
+    Round {
+        specs: loadbalancer::SPECS,
+        phase: Phase::Probe,
+        note: "provisioning a LoadBalancer Service and probing its address",
+        run: |session, scenario| Box::pin(loadbalancer::run(session, scenario)),
     },
     Round {
         specs: service_behaviour::SPECS,

@@ -98,7 +98,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     results
 }
 
-async fn node_port(session: &Session, service: &str) -> Result<u16, String> {
+pub(crate) async fn node_port(session: &Session, service: &str) -> Result<u16, String> {
     let svc = services::read(&session.cluster, &session.namespace, service).await.map_err(|e| e.to_string())?;
     let svc = svc.ok_or_else(|| format!("service/{service} does not exist"))?;
     services::first_node_port(&svc).ok_or_else(|| format!("service/{service} has no node port"))

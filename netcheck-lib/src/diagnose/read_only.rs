@@ -511,7 +511,7 @@ const MAX_LISTED: usize = 8;
 const MAX_QUOTED_CHARS: usize = 300;
 
 /// `text`, cut to [`MAX_QUOTED_CHARS`] with a note of how much was left out.
-fn cut(text: &str) -> String {
+pub(crate) fn cut(text: &str) -> String {
     let total = text.chars().count();
     if total <= MAX_QUOTED_CHARS {
         return text.to_string();

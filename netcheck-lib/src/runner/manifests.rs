@@ -430,6 +430,20 @@ pub fn echo_service(ns: &str) -> Service {
 pub const NODEPORT_SERVICE: &str = "netcheck-nodeport";
 /// NodePort Service over the server agents with externalTrafficPolicy Local.
 pub const LOCAL_SERVICE: &str = "netcheck-local";
+/// LoadBalancer Service over the server agents (`loadbalancer/*`), created only when those checks
+/// run: on a cloud, each one is a real load balancer that takes time and money.
+pub const LOADBALANCER_SERVICE: &str = "netcheck-lb";
+
+/// The `type: LoadBalancer` Service of the `loadbalancer/*` checks: HTTP over the server agents.
+pub fn loadbalancer_service(ns: &str) -> Service {
+    let mut service = fresh_service(ns, LOADBALANCER_SERVICE);
+    service.metadata.name = Some(LOADBALANCER_SERVICE.into());
+    service.metadata.generate_name = None;
+    if let Some(spec) = service.spec.as_mut() {
+        spec.type_ = Some("LoadBalancer".into());
+    }
+    service
+}
 /// ClusterIP Service over the server agents with sessionAffinity ClientIP.
 pub const AFFINITY_SERVICE: &str = "netcheck-affinity";
 /// ClusterIP Service whose selector matches no pod.
@@ -678,5 +692,16 @@ mod tests {
         assert_eq!(rule("kubernetes.io/arch"), Some(("In".into(), vec!["amd64".into(), "arm64".into()])));
         assert_eq!(rule("type"), Some(("NotIn".into(), vec!["virtual-kubelet".into()])));
         assert_eq!(terms.node_selector_terms[0].match_fields, None, "servers are not pinned");
+    }
+
+    #[test]
+    fn the_load_balancer_service_is_named_typed_and_over_the_servers() {
+        let svc = loadbalancer_service("ns");
+        assert_eq!(svc.metadata.name.as_deref(), Some(LOADBALANCER_SERVICE));
+        assert_eq!(svc.metadata.namespace.as_deref(), Some("ns"));
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(spec.selector.unwrap()[COMPONENT_LABEL], "server");
+        assert_eq!(spec.ports.unwrap()[0].port, ECHO_HTTP_PORT);
     }
 }

@@ -16,10 +16,11 @@ static BUILTINS: &[Builtin] = &[
     Builtin { name: "dns", yaml: include_str!("../../../scenarios/dns.yaml") },
     Builtin { name: "readiness", yaml: include_str!("../../../scenarios/readiness.yaml") },
     Builtin { name: "upgrade-gate", yaml: include_str!("../../../scenarios/upgrade-gate.yaml") },
+    Builtin { name: "loadbalancer", yaml: include_str!("../../../scenarios/loadbalancer.yaml") },
 ];
 
 /// Same order as [`BUILTINS`]; a unit test keeps the two in step.
-static BUILTIN_NAMES: &[&str] = &["quick", "full", "dns", "readiness", "upgrade-gate"];
+static BUILTIN_NAMES: &[&str] = &["quick", "full", "dns", "readiness", "upgrade-gate", "loadbalancer"];
 
 /// Names of the built-in scenarios.
 pub fn builtin_names() -> &'static [&'static str] {
@@ -96,7 +97,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "no built-in scenario and no file named `/nonexistent/netcheck.yaml` (built-in \
-             scenarios: quick, full, dns, readiness, upgrade-gate)"
+             scenarios: quick, full, dns, readiness, upgrade-gate, loadbalancer)"
         );
     }
 }

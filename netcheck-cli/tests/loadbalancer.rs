@@ -1,0 +1,97 @@
+//! LoadBalancer Services on the testbed, as a user runs them (`netcheck run --scenario loadbalancer`):
+//! without an implementation both checks skip within the short limit; with MetalLB both pass; with
+//! MetalLB's speakers frozen (the address is no longer announced, silently) the address still is
+//! provisioned, every node's client still reaches it through kube-proxy, and the runner's failure is
+//! placed on the load-balancer implementation.
+//!
+//! The test leaves MetalLB as it found it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
+/// Far above what the runs take: only a hang or an unbounded wait reaches it.
+const HANG_GUARD: Duration = Duration::from_secs(90);
+
+fn testbed(args: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testbed").join(args[0]);
+    let out = Command::new(&script).args(&args[1..]).output().expect("the testbed script runs");
+    assert!(out.status.success(), "testbed/{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+fn metallb_installed() -> bool {
+    let kubectl = std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
+    let out = Command::new(kubectl).args(["get", "namespace", "metallb-system"]).output().expect("kubectl runs");
+    out.status.success()
+}
+
+fn run_loadbalancer_scenario(case: &str) -> (Option<i32>, serde_json::Value) {
+    let started = Instant::now();
+    let out = Command::new(BIN).args(["run", "--scenario", "loadbalancer", "-o", "json"]).output().unwrap();
+    let took = started.elapsed();
+    eprintln!("{case}: exit {:?} in {:.1} s", out.status.code(), took.as_secs_f64());
+    assert!(took < HANG_GUARD, "{case}: took {took:?}");
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{case}: no report: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+fn results<'a>(report: &'a serde_json::Value, check: &str) -> Vec<&'a serde_json::Value> {
+    report["results"].as_array().expect("results").iter().filter(|r| r["check"] == check).collect()
+}
+
+fn from<'a>(results: &[&'a serde_json::Value], source: &str) -> &'a serde_json::Value {
+    results.iter().find(|r| r["subject"]["sourceNode"] == source).unwrap_or_else(|| panic!("no result from {source}"))
+}
+
+#[test]
+fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_speakers_stop() {
+    if !common::cluster_available() {
+        return;
+    }
+    let had_metallb = metallb_installed();
+
+    if had_metallb {
+        testbed(&["loadbalancer", "remove"]);
+    }
+    let (code, report) = run_loadbalancer_scenario("no implementation");
+    assert_eq!(code, Some(0), "{report:#}");
+    let provision = results(&report, "loadbalancer/provision");
+    assert_eq!(provision.len(), 1);
+    assert_eq!(provision[0]["status"], "skip", "{report:#}");
+    assert!(provision[0]["message"].as_str().unwrap().contains("no LoadBalancer implementation acted"));
+    let reachable = results(&report, "loadbalancer/reachable");
+    assert!(reachable.iter().all(|r| r["status"] == "skip" && r["message"].as_str().unwrap().contains("no address")));
+
+    testbed(&["loadbalancer", "install"]);
+    let (code, report) = run_loadbalancer_scenario("MetalLB");
+    assert_eq!(code, Some(0), "{report:#}");
+    let provision = results(&report, "loadbalancer/provision");
+    assert_eq!(provision[0]["status"], "pass");
+    eprintln!("provisionMs {}", provision[0]["measurements"]["provisionMs"]);
+    let reachable = results(&report, "loadbalancer/reachable");
+    for source in ["node-a", "node-b", "runner"] {
+        assert_eq!(from(&reachable, source)["status"], "pass", "{source}: {report:#}");
+    }
+
+    testbed(&["stop", "loadbalancer"]);
+    let (code, report) = run_loadbalancer_scenario("speakers frozen");
+    testbed(&["start", "loadbalancer"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(results(&report, "loadbalancer/provision")[0]["status"], "pass", "the address stays assigned");
+    let reachable = results(&report, "loadbalancer/reachable");
+    let runner = from(&reachable, "runner");
+    assert_eq!(runner["status"], "fail", "{report:#}");
+    let cause = runner["diagnosis"]["likelyCause"].as_str().unwrap();
+    assert!(cause.contains("LoadBalancer implementation's announcement"), "{cause}");
+    for node in ["node-a", "node-b"] {
+        assert_eq!(from(&reachable, node)["status"], "pass", "kube-proxy still answers on {node}");
+    }
+
+    if !had_metallb {
+        testbed(&["loadbalancer", "remove"]);
+    }
+}
