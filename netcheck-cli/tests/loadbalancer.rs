@@ -19,7 +19,14 @@ const HANG_GUARD: Duration = Duration::from_secs(90);
 fn testbed(args: &[&str]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testbed").join(args[0]);
     let out = Command::new(&script).args(&args[1..]).output().expect("the testbed script runs");
-    assert!(out.status.success(), "testbed/{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "testbed/{} exited {:?}\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn metallb_installed() -> bool {

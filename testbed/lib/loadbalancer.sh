@@ -101,22 +101,32 @@ YAML
 speaker_pod_on() {
   kubectl_tb -n metallb-system get pods -l component=speaker --field-selector "spec.nodeName=$1" \
     -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{"|"}{.metadata.name}{"\n"}{end}' |
-    awk -F'|' '$1 == "" { print $2; exit }'
+    awk -F'|' '$1 == "" && !found { print $2; found = 1 }'
 }
 
 # Freezes (pause) or thaws (resume) the speaker on each of NODES: a frozen speaker answers no ARP and
-# no memberlist probe, as a hung one. The host forgets the pool's neighbours, so that its next packet
-# to an address asks again instead of going to the MAC it learnt.
+# no memberlist probe, as a hung one. Thawing accepts a speaker that kubelet restarted meanwhile (its
+# liveness probe fails while frozen), and waits until every speaker is ready again. The host forgets
+# the pool's neighbours either way, so that its next packet to an address asks again instead of going
+# to the MAC it learnt.
 freeze_speakers() {
-  local op=$1 node pod id state=RUNNING; shift
-  [ "$op" = resume ] && state=PAUSED
+  local op=$1 node pod id; shift
   for node in "$@"; do
     pod=$(speaker_pod_on "$node")
     [ -n "$pod" ] || die "no MetalLB speaker runs on $node (testbed/loadbalancer install first)"
-    id=$(container_on "$node" "$pod" speaker "$state") || die "pod $pod on $node has no speaker in state $state"
-    ctr_node "$node" tasks "$op" "$id"
+    if [ "$op" = pause ]; then
+      id=$(container_on "$node" "$pod" speaker RUNNING) || die "pod $pod on $node has no running speaker"
+      ctr_node "$node" tasks pause "$id"
+    elif id=$(container_on "$node" "$pod" speaker PAUSED); then
+      ctr_node "$node" tasks resume "$id"
+    else
+      log "the speaker on $node is not frozen (kubelet restarted it, or it was never stopped)"
+    fi
   done
-  ip neigh flush dev "$BRIDGE" to "$LB_POOL_PREFIX"
+  if [ "$op" = resume ]; then
+    wait_for "MetalLB's speakers to be ready" 90 "" metallb_ready || die "MetalLB's speakers are not ready after thawing"
+  fi
+  ip neigh flush dev "$BRIDGE" to "$LB_POOL_PREFIX" >/dev/null 2>&1 || log "could not flush the host's neighbours in $LB_POOL_PREFIX"
 }
 
 uninstall_metallb() {
