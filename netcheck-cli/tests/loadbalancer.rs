@@ -62,7 +62,7 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     let had_metallb = metallb_installed();
 
     if had_metallb {
-        testbed(&["loadbalancer", "remove"]);
+        testbed(&["up", "--no-loadbalancer"]);
     }
     let (code, report) = run_loadbalancer_scenario("no implementation");
     assert_eq!(code, Some(0), "{report:#}");
@@ -73,7 +73,7 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     let reachable = results(&report, "loadbalancer/reachable");
     assert!(reachable.iter().all(|r| r["status"] == "skip" && r["message"].as_str().unwrap().contains("no address")));
 
-    testbed(&["loadbalancer", "install"]);
+    testbed(&["up"]);
     let (code, report) = run_loadbalancer_scenario("MetalLB");
     assert_eq!(code, Some(0), "{report:#}");
     let provision = results(&report, "loadbalancer/provision");
@@ -99,6 +99,6 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     }
 
     if !had_metallb {
-        testbed(&["loadbalancer", "remove"]);
+        testbed(&["up", "--no-loadbalancer"]);
     }
 }

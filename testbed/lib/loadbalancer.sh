@@ -35,6 +35,8 @@ build_metallb_images() {
   done
 }
 
+metallb_installed() { kubectl_tb get namespace metallb-system >/dev/null 2>&1; }
+
 metallb_ready() {
   kubectl_tb -n metallb-system rollout status deployment/controller --timeout=1s >/dev/null 2>&1 &&
     kubectl_tb -n metallb-system rollout status daemonset/speaker --timeout=1s >/dev/null 2>&1
