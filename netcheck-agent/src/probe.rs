@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::record::Recorder;
-use netcheck_protocol::{Attempt, HttpProbe, Identity, Outcome, TcpProbe, UdpProbe};
+use netcheck_protocol::{Attempt, HttpProbe, Identity, MAX_KEPT_BODY, Outcome, TcpProbe, UdpProbe};
 
 /// Runs `attempts` GETs per target with `concurrency` in flight, each on a fresh connection so that
 /// every request is balanced anew by the Service proxy.
@@ -39,7 +39,7 @@ pub(super) async fn http(probe: &HttpProbe, record: &Recorder) -> Result<(), Str
                     return;
                 }
                 let start = Instant::now();
-                let outcome = http_once(&client, &url, probe.any_server).await;
+                let outcome = http_once(&client, &url, probe.any_server, probe.keep_body).await;
                 if let Ok(mut s) = silence.lock() {
                     s.record(&target, &outcome);
                 }
@@ -78,14 +78,18 @@ impl Silence {
     }
 }
 
-pub(super) async fn http_once(client: &reqwest::Client, url: &str, any_server: bool) -> Outcome {
+pub(super) async fn http_once(client: &reqwest::Client, url: &str, any_server: bool, keep_body: bool) -> Outcome {
     let response = match client.get(url).send().await {
         Ok(r) => r,
         Err(e) => return classify_http_error(&e),
     };
     let status = response.status();
     if any_server {
-        return Outcome::Http { status: status.as_u16() };
+        let body = match keep_body {
+            true => Some(body_start(response).await),
+            false => None,
+        };
+        return Outcome::Http { status: status.as_u16(), body };
     }
     let body = match response.text().await {
         Ok(b) => b,
@@ -135,6 +139,21 @@ pub(super) fn classify_io(e: &io::Error) -> Option<Outcome> {
             _ => None,
         },
     }
+}
+
+/// The first [`MAX_KEPT_BODY`] bytes of the body (cut at a character boundary); what could not be
+/// read is left out: the status already says the server answered.
+async fn body_start(mut response: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < MAX_KEPT_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(MAX_KEPT_BODY);
+    let text = String::from_utf8_lossy(&kept);
+    text.trim_end_matches('\u{fffd}').to_string()
 }
 
 fn truncate(s: &str, n: usize) -> String {

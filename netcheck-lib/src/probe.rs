@@ -61,10 +61,11 @@ pub async fn http(session: &Session, url: &str, status: u16, options: &ProbeOpti
             timeout_ms: options.timeout.as_millis() as u64,
             interval_ms: 0,
             any_server: true,
+            keep_body: false,
             give_up_after: 0,
         })
     };
-    let wanted = Outcome::Http { status };
+    let wanted = Outcome::Http { status, body: None };
     let results = probe_every_node(session, probe, &wanted, options, |node, attempts| {
         judge(HTTP_CHECK, Subject::from_node(node).at(url), attempts, &wanted, &format!("HTTP {status}"))
     })
@@ -173,7 +174,7 @@ pub(crate) fn describe_outcomes(attempts: &[Attempt]) -> String {
 /// One outcome in a few words: `HTTP 503`, `refused`, `unresolved: …`.
 pub(crate) fn outcome_text(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Http { status } => format!("HTTP {status}"),
+        Outcome::Http { status, .. } => format!("HTTP {status}"),
         Outcome::Unresolved { detail } | Outcome::Error { detail } | Outcome::Unexpected { detail } => {
             format!("{}: {detail}", outcome.label())
         }
@@ -226,14 +227,18 @@ mod tests {
 
     #[test]
     fn every_attempt_must_get_the_wanted_status() {
-        let wanted = Outcome::Http { status: 200 };
-        let all = [attempt(Outcome::Http { status: 200 }), attempt(Outcome::Http { status: 200 })];
+        let wanted = Outcome::Http { status: 200, body: None };
+        let all =
+            [attempt(Outcome::Http { status: 200, body: None }), attempt(Outcome::Http { status: 200, body: None })];
         let r = judge(HTTP_CHECK, Subject::from_node("a"), &all, &wanted, "HTTP 200");
         assert_eq!(r.status, Status::Pass, "{}", r.message);
         assert_eq!(r.measurements["succeeded"], serde_json::json!(2));
 
-        let mixed =
-            [attempt(Outcome::Http { status: 200 }), attempt(Outcome::Http { status: 503 }), attempt(Outcome::Refused)];
+        let mixed = [
+            attempt(Outcome::Http { status: 200, body: None }),
+            attempt(Outcome::Http { status: 503, body: None }),
+            attempt(Outcome::Refused),
+        ];
         let r = judge(HTTP_CHECK, Subject::from_node("a"), &mixed, &wanted, "HTTP 200");
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.message, "1 of 3 attempts got HTTP 200; observed 1 × HTTP 200, 1 × HTTP 503, 1 × refused");

@@ -19,6 +19,7 @@ fn http(targets: Vec<String>, attempts: u32, interval_ms: u64) -> HttpProbe {
         timeout_ms: 1000,
         interval_ms,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     }
 }

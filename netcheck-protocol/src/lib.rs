@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 pub mod watch;
 
 /// Version of this protocol. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
+/// The most bytes of an HTTP body an attempt keeps ([`HttpProbe::keep_body`]): a kube-proxy health
+/// check document is about 120.
+pub const MAX_KEPT_BODY: usize = 512;
 /// The most attempts one order may ask of an agent: its result travels back in a ConfigMap, which the
 /// API server caps at 1 MiB, and this many attempts with the longest identities fit with room to
 /// spare (a unit test holds it). The catalog's ranges are derived from it.
@@ -203,6 +206,10 @@ pub struct HttpProbe {
     /// as [`Outcome::Http`] with its status, instead of being read as an agent's identity.
     #[serde(default)]
     pub any_server: bool,
+    /// With `any_server`: each [`Outcome::Http`] also carries the start of the body (at most
+    /// [`MAX_KEPT_BODY`] bytes), for small status documents such as kube-proxy's health checks.
+    #[serde(default)]
+    pub keep_body: bool,
     /// When non-zero, a target is given up (no more requests sent to it) once this many of its requests
     /// in a row timed out and none was ever answered: a silently dropped path is then reported in a
     /// few timeouts instead of `attempts` of them. 0: send every attempt.
@@ -314,6 +321,9 @@ pub enum Outcome {
     Http {
         /// The HTTP status code.
         status: u16,
+        /// The start of the body, when the probe asked to keep it ([`HttpProbe::keep_body`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
     },
     /// Something answered, but not as a netcheck agent would (a foreign server, an HTTP error).
     Unexpected {
@@ -509,6 +519,7 @@ mod tests {
             timeout_ms: 500,
             interval_ms: 0,
             any_server: false,
+            keep_body: false,
             give_up_after: 0,
         }));
         let text = serde_json::to_string(&order).unwrap();
@@ -592,7 +603,7 @@ mod tests {
         let text = serde_json::to_string(&order).unwrap();
         assert!(text.contains(r#""kind":"tcp""#), "{text}");
         assert_eq!(parse_order(&text).unwrap(), order);
-        let http = Outcome::Http { status: 404 };
+        let http = Outcome::Http { status: 404, body: None };
         assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
         assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
         // An order that leaves out `anyServer` still reads, as an agent probe.
@@ -612,6 +623,7 @@ mod tests {
                 timeout_ms: 1000,
                 interval_ms,
                 any_server: false,
+                keep_body: false,
                 give_up_after: 0,
             })
         };
@@ -654,6 +666,7 @@ mod tests {
             timeout_ms: 1000,
             interval_ms,
             any_server: false,
+            keep_body: false,
             give_up_after: 0,
         };
         // 1500 node addresses × 3 requests: 4500 attempts, in orders of at most 666 targets.

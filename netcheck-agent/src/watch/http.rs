@@ -24,7 +24,7 @@ pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 
 /// One GET of `http://{target}/`: the identity of the agent that answered, or why none did.
 pub(super) async fn get_identity(client: &reqwest::Client, target: &str) -> Result<Identity, String> {
-    match crate::probe::http_once(client, &format!("http://{target}/"), false).await {
+    match crate::probe::http_once(client, &format!("http://{target}/"), false, false).await {
         Outcome::Answered { identity } => Ok(identity),
         other => Err(describe(&other)),
     }

@@ -205,7 +205,7 @@ pub(super) fn describe(outcome: &Outcome) -> String {
         Outcome::NoRecords => "no records".into(),
         Outcome::Unresolved { detail } => format!("unresolved: {detail}"),
         Outcome::Unexpected { detail } | Outcome::Error { detail } => detail.clone(),
-        Outcome::Http { status } => format!("HTTP {status}"),
+        Outcome::Http { status, .. } => format!("HTTP {status}"),
         Outcome::Answered { .. } | Outcome::Connected | Outcome::Records { .. } => "answered".into(),
     }
 }

@@ -235,6 +235,7 @@ async fn reachable(session: &Session, ip: IpAddr, p: ReachableParams) -> Vec<Che
         timeout_ms: p.timeout_ms,
         interval_ms: 0,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let runner_ok = runner_probes(session, target).await;

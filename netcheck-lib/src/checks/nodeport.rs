@@ -178,6 +178,7 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
         timeout_ms: timeout.as_millis() as u64,
         interval_ms: 0,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let clients = session.order_every_client(|_| Action::Http(probe.clone()));

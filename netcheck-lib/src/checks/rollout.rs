@@ -218,6 +218,7 @@ async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(Stri
         timeout_ms: 1000,
         interval_ms: interval.as_millis() as u64,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let results = session.order_every_client(|_| Action::Http(probe.clone())).await;

@@ -117,6 +117,7 @@ async fn http_from_every_client(
         timeout_ms,
         interval_ms,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let results = session.order_every_client(|_| Action::Http(probe.clone())).await;

@@ -240,6 +240,7 @@ fn service_probe(service_target: &str, plan: &Plan) -> HttpProbe {
         timeout_ms: plan.timeout_ms,
         interval_ms: 0,
         any_server: false,
+        keep_body: false,
         // A silently dropped ClusterIP: a few timeouts tell it; the other attempts would only add waiting.
         give_up_after: plan.concurrency * 2,
     }
@@ -300,6 +301,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         timeout_ms: plan.direct_timeout_ms,
         interval_ms: 0,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let (service, direct) = tokio::join!(

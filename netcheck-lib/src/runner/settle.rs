@@ -119,6 +119,7 @@ pub(crate) async fn data_plane_converged(
                 timeout_ms: 1000,
                 interval_ms: 0,
                 any_server: false,
+                keep_body: false,
                 give_up_after: 0,
             };
             let Ok(r) = channel.send(agent, Action::Http(probe)).await else {

@@ -81,6 +81,7 @@ pub(super) async fn experiment(session: &Session, victim: &AgentPod, ready: bool
         timeout_ms: 1000,
         interval_ms: http_interval_ms,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
@@ -175,6 +176,7 @@ async fn delivery_estimates(session: &Session) -> BTreeMap<String, u64> {
             timeout_ms: 1,
             interval_ms: 0,
             any_server: false,
+            keep_body: false,
             give_up_after: 0,
         };
         let start = Instant::now();

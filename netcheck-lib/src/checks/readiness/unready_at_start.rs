@@ -40,6 +40,7 @@ pub(super) async fn unready_at_start(session: &Session, limits: Limits) -> Vec<C
         timeout_ms: 1000,
         interval_ms: paced(UNREADY_WINDOW, limits.interval).1,
         any_server: false,
+        keep_body: false,
         give_up_after: 0,
     };
     let late_ip = late.ip.as_str();
