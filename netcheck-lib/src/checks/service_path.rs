@@ -528,7 +528,7 @@ mod tests {
     }
 
     fn ready(ip: &str) -> EndpointAddress {
-        EndpointAddress { ip: ip.into(), pod: None, ready: true, hostname: None }
+        EndpointAddress { ip: ip.into(), pod: None, ready: true, hostname: None, node: None }
     }
 
     #[test]
@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn traffic_to_a_not_ready_endpoint_fails_all_backends() {
         let servers = [server("s1", "a", "10.0.0.1"), server("s2", "b", "10.0.0.2")];
-        let not_ready = EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false, hostname: None };
+        let not_ready = EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false, hostname: None, node: None };
         let attempts = [answer("c", "s1", "10.0.0.1"), answer("c", "s2", "10.0.0.2")];
         let r = all_backends(Subject::default(), &attempts, &[ready("10.0.0.1"), not_ready], &servers);
         assert_eq!(r.status, Status::Fail);

@@ -22,6 +22,9 @@ pub struct EndpointAddress {
     /// The endpoint's hostname (a pod with `hostname` whose `subdomain` is this Service), which gives
     /// it a DNS name under a headless Service.
     pub hostname: Option<String>,
+    /// The node the endpoint is on, when the API says (kube-proxy's health check for
+    /// `externalTrafficPolicy: Local` counts the ready endpoints on its own node).
+    pub node: Option<String>,
 }
 
 /// One port of an endpoint, as the endpoints controller resolved the Service's targetPort.
@@ -195,12 +198,13 @@ pub fn from_slice(slice: &EndpointSlice) -> Vec<EndpointAddress> {
         .flat_map(|e| {
             let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             let pod = e.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name.clone());
-            let hostname = e.hostname.clone();
+            let (hostname, node) = (e.hostname.clone(), e.node_name.clone());
             e.addresses.iter().map(move |ip| EndpointAddress {
                 ip: ip.clone(),
                 pod: pod.clone(),
                 ready,
                 hostname: hostname.clone(),
+                node: node.clone(),
             })
         })
         .collect()
@@ -214,7 +218,13 @@ pub fn from_endpoints(ep: &Endpoints) -> BTreeSet<EndpointAddress> {
             for a in list.iter().flatten() {
                 let pod =
                     a.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name.clone());
-                out.insert(EndpointAddress { ip: a.ip.clone(), pod, ready, hostname: a.hostname.clone() });
+                out.insert(EndpointAddress {
+                    ip: a.ip.clone(),
+                    pod,
+                    ready,
+                    hostname: a.hostname.clone(),
+                    node: a.node_name.clone(),
+                });
             }
         }
     }
@@ -230,15 +240,15 @@ mod tests {
         let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "s"}, "addressType": "IPv4",
             "endpoints": [
-                {"addresses": ["10.0.0.1"], "targetRef": {"kind": "Pod", "name": "a"}},
+                {"addresses": ["10.0.0.1"], "targetRef": {"kind": "Pod", "name": "a"}, "nodeName": "node-a"},
                 {"addresses": ["10.0.0.2"], "conditions": {"ready": false}, "targetRef": {"kind": "Pod", "name": "b"}}
             ]
         }))
         .unwrap();
         let a = from_slice(&slice);
         assert_eq!(a.len(), 2);
-        assert!(a[0].ready && a[0].pod.as_deref() == Some("a"));
-        assert!(!a[1].ready);
+        assert!(a[0].ready && a[0].pod.as_deref() == Some("a") && a[0].node.as_deref() == Some("node-a"));
+        assert!(!a[1].ready && a[1].node.is_none());
     }
 
     #[test]
@@ -253,8 +263,14 @@ mod tests {
         assert_eq!(
             a,
             vec![
-                EndpointAddress { ip: "10.0.0.1".into(), pod: Some("a".into()), ready: true, hostname: None },
-                EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false, hostname: None },
+                EndpointAddress {
+                    ip: "10.0.0.1".into(),
+                    pod: Some("a".into()),
+                    ready: true,
+                    hostname: None,
+                    node: None
+                },
+                EndpointAddress { ip: "10.0.0.2".into(), pod: None, ready: false, hostname: None, node: None },
             ]
         );
     }

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     fn ep(ip: &str, ready: bool) -> EndpointAddress {
-        EndpointAddress { ip: ip.into(), pod: None, ready, hostname: None }
+        EndpointAddress { ip: ip.into(), pod: None, ready, hostname: None, node: None }
     }
 
     #[test]
