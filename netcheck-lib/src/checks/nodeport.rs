@@ -72,9 +72,11 @@ pub const RUNNER: &str = "runner";
 
 /// One address of one node (IPv4 or IPv6).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Target {
-    node: String,
-    ip: IpAddr,
+pub(crate) struct Target {
+    /// The node.
+    pub(crate) node: String,
+    /// One of its addresses.
+    pub(crate) ip: IpAddr,
 }
 
 impl Target {
@@ -105,7 +107,7 @@ pub(crate) async fn node_port(session: &Session, service: &str) -> Result<u16, S
 }
 
 /// Every address of every Ready node, and a skip result for each node that is not Ready.
-fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
+pub(crate) fn targets(nodes: &[NodeInfo], check: &str) -> (Vec<Target>, Vec<CheckResult>) {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     for node in nodes {

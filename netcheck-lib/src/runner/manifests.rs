@@ -430,20 +430,56 @@ pub fn echo_service(ns: &str) -> Service {
 pub const NODEPORT_SERVICE: &str = "netcheck-nodeport";
 /// NodePort Service over the server agents with externalTrafficPolicy Local.
 pub const LOCAL_SERVICE: &str = "netcheck-local";
-/// LoadBalancer Service over the server agents (`loadbalancer/*`), created only when those checks
-/// run: on a cloud, each one is a real load balancer that takes time and money.
+/// LoadBalancer Service over the server agents (`loadbalancer/provision`, `loadbalancer/reachable`),
+/// created only when those checks run: on a cloud, each one is a real load balancer that takes time
+/// and money.
 pub const LOADBALANCER_SERVICE: &str = "netcheck-lb";
+/// LoadBalancer Service with `externalTrafficPolicy: Local` over the one pod
+/// [`LOADBALANCER_LOCAL_POD`] (`loadbalancer/local-policy`): one node has a local endpoint, the others
+/// none, so every node's health-check node port has a known answer.
+pub const LOADBALANCER_LOCAL_SERVICE: &str = "netcheck-lb-local";
+/// The server agent behind [`LOADBALANCER_LOCAL_SERVICE`] (its own pod, so that switching its
+/// readiness disturbs no other check).
+pub const LOADBALANCER_LOCAL_POD: &str = "netcheck-lb-local";
+/// The component label value of [`LOADBALANCER_LOCAL_POD`].
+const LOADBALANCER_LOCAL_COMPONENT: &str = "lb-local";
+/// LoadBalancer Service with `externalTrafficPolicy: Local` over the server agents whose
+/// `loadBalancerSourceRanges` `loadbalancer/source-ranges` changes.
+pub const LOADBALANCER_RANGES_SERVICE: &str = "netcheck-lb-ranges";
 
-/// The `type: LoadBalancer` Service of the `loadbalancer/*` checks: HTTP over the server agents.
-pub fn loadbalancer_service(ns: &str) -> Service {
-    let mut service = fresh_service(ns, LOADBALANCER_SERVICE);
-    service.metadata.name = Some(LOADBALANCER_SERVICE.into());
+/// A `type: LoadBalancer` Service named `name`, HTTP over the pods of `component`, with
+/// `externalTrafficPolicy: Local` when `local` (the client's address preserved, and a health-check
+/// node port allocated).
+pub fn loadbalancer_service(ns: &str, name: &str, component: &str, local: bool) -> Service {
+    let mut service = fresh_service(ns, name);
+    service.metadata.name = Some(name.into());
     service.metadata.generate_name = None;
     if let Some(spec) = service.spec.as_mut() {
         spec.type_ = Some("LoadBalancer".into());
+        spec.selector = Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]));
+        if local {
+            spec.external_traffic_policy = Some("Local".into());
+        }
     }
     service
 }
+
+/// The three LoadBalancer Services of the `loadbalancer/*` checks, by name: (name, component, local).
+pub const LOADBALANCER_SERVICES: [(&str, &str, bool); 3] = [
+    (LOADBALANCER_SERVICE, "server", false),
+    (LOADBALANCER_LOCAL_SERVICE, LOADBALANCER_LOCAL_COMPONENT, true),
+    (LOADBALANCER_RANGES_SERVICE, "server", true),
+];
+
+/// The server agent behind [`LOADBALANCER_LOCAL_SERVICE`]: ready from the start, in no other Service.
+pub fn loadbalancer_local_pod(ns: &str, template: &AgentTemplate) -> Pod {
+    Pod {
+        metadata: meta(LOADBALANCER_LOCAL_POD, ns, &[(COMPONENT_LABEL, LOADBALANCER_LOCAL_COMPONENT)]),
+        spec: Some(agent_pod_spec(template, vec![])),
+        ..Default::default()
+    }
+}
+
 /// ClusterIP Service over the server agents with sessionAffinity ClientIP.
 pub const AFFINITY_SERVICE: &str = "netcheck-affinity";
 /// ClusterIP Service whose selector matches no pod.
@@ -695,8 +731,13 @@ mod tests {
     }
 
     #[test]
-    fn the_load_balancer_service_is_named_typed_and_over_the_servers() {
-        let svc = loadbalancer_service("ns");
+    fn the_load_balancer_services_are_named_typed_and_over_their_pods() {
+        let local = loadbalancer_service("ns", LOADBALANCER_LOCAL_SERVICE, LOADBALANCER_LOCAL_COMPONENT, true);
+        let spec = local.spec.unwrap();
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+        let pod = loadbalancer_local_pod("ns", &template());
+        assert_eq!(spec.selector.unwrap()[COMPONENT_LABEL], pod.metadata.labels.unwrap()[COMPONENT_LABEL]);
+        let svc = loadbalancer_service("ns", LOADBALANCER_SERVICE, "server", false);
         assert_eq!(svc.metadata.name.as_deref(), Some(LOADBALANCER_SERVICE));
         assert_eq!(svc.metadata.namespace.as_deref(), Some("ns"));
         let spec = svc.spec.unwrap();
