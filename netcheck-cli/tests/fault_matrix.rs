@@ -139,6 +139,38 @@ fn a_broken_node_port_on_one_node_is_placed_on_it() {
 }
 
 #[test]
+fn a_silent_or_refusing_health_check_node_port_on_one_node_is_placed_on_it() {
+    if !common::cluster_available() {
+        return;
+    }
+    // kube-proxy's health-check node port for externalTrafficPolicy Local on node-b (a port in the node
+    // port range, served by kube-proxy itself): what a cloud load balancer probes. Needs the testbed's
+    // LoadBalancer implementation (testbed/up installs MetalLB).
+    let ports = "30000:32767";
+    let on_node_b = ["-d", "10.250.0.12", "-p", "tcp", "--dport", ports];
+    for how in ["REJECT", "DROP"] {
+        let _rule = if how == "DROP" {
+            Rule::insert("raw", "PREROUTING", &on_node_b, &["-j", "DROP"])
+        } else {
+            Rule::insert("filter", "INPUT", &on_node_b, &reject("tcp"))
+        };
+        let case = format!("health-check node port on {NODE}, {how}");
+        let outcome = run(&["--check", "loadbalancer/local-policy", "--from-runner", "never"]);
+        let health = outcome.1["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["subject"]["targetNode"] == NODE)
+            .cloned()
+            .expect("a result for node-b's health check");
+        let cause = health["diagnosis"]["likelyCause"].as_str().unwrap_or_default().to_string();
+        assert_placed_on_node_b(&case, "loadbalancer/local-policy", outcome);
+        let expected = if how == "DROP" { "is dropped" } else { "nothing serves" };
+        assert!(cause.contains(expected), "{case}: {cause}");
+    }
+}
+
+#[test]
 fn a_broken_path_to_the_cluster_dns_from_one_node_is_placed_on_it() {
     if !common::cluster_available() {
         return;

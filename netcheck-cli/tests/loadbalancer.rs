@@ -54,6 +54,10 @@ fn from<'a>(results: &[&'a serde_json::Value], source: &str) -> &'a serde_json::
     results.iter().find(|r| r["subject"]["sourceNode"] == source).unwrap_or_else(|| panic!("no result from {source}"))
 }
 
+fn on<'a>(results: &[&'a serde_json::Value], target: &str) -> &'a serde_json::Value {
+    results.iter().find(|r| r["subject"]["targetNode"] == target).unwrap_or_else(|| panic!("no result for {target}"))
+}
+
 #[test]
 fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_speakers_stop() {
     if !common::cluster_available() {
@@ -70,8 +74,14 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     assert_eq!(provision.len(), 1);
     assert_eq!(provision[0]["status"], "skip", "{report:#}");
     assert!(provision[0]["message"].as_str().unwrap().contains("no LoadBalancer implementation acted"));
-    let reachable = results(&report, "loadbalancer/reachable");
-    assert!(reachable.iter().all(|r| r["status"] == "skip" && r["message"].as_str().unwrap().contains("no address")));
+    for check in ["loadbalancer/reachable", "loadbalancer/local-policy", "loadbalancer/source-ranges"] {
+        let skipped = results(&report, check);
+        assert!(!skipped.is_empty(), "{check}");
+        assert!(
+            skipped.iter().all(|r| r["status"] == "skip" && r["message"].as_str().unwrap().contains("no address")),
+            "{check}: {report:#}"
+        );
+    }
 
     testbed(&["up"]);
     let (code, report) = run_loadbalancer_scenario("MetalLB");
@@ -83,6 +93,16 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     for source in ["node-a", "node-b", "runner"] {
         assert_eq!(from(&reachable, source)["status"], "pass", "{source}: {report:#}");
     }
+    let local = results(&report, "loadbalancer/local-policy");
+    assert_eq!(from(&local, "runner")["status"], "pass", "the runner's address is kept: {report:#}");
+    for node in ["node-a", "node-b"] {
+        let health = on(&local, node);
+        assert_eq!(health["status"], "pass", "{node}: {report:#}");
+        eprintln!("{node}'s health check: {} {}", health["message"], health["measurements"]);
+    }
+    let ranges = results(&report, "loadbalancer/source-ranges");
+    assert_eq!(ranges[0]["status"], "pass", "{report:#}");
+    eprintln!("source ranges: {}", ranges[0]["message"]);
 
     testbed(&["stop", "loadbalancer"]);
     let (code, report) = run_loadbalancer_scenario("speakers frozen");
@@ -96,6 +116,22 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     assert!(cause.contains("LoadBalancer implementation's announcement"), "{cause}");
     for node in ["node-a", "node-b"] {
         assert_eq!(from(&reachable, node)["status"], "pass", "kube-proxy still answers on {node}");
+    }
+
+    // kube-proxy stopped on node-b: its health-check server is gone (refused) and the rules for this
+    // run's Services never reach node-b.
+    testbed(&["stop", "kube-proxy", "node-b"]);
+    let (code, report) = run_loadbalancer_scenario("kube-proxy stopped on node-b");
+    testbed(&["start", "kube-proxy", "node-b"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let health = on(&results(&report, "loadbalancer/local-policy"), "node-b");
+    assert_eq!(health["status"], "fail", "{report:#}");
+    let cause = health["diagnosis"]["likelyCause"].as_str().unwrap();
+    assert!(cause.contains("nothing serves the health-check node port on node-b"), "{cause}");
+    assert_eq!(from(&results(&report, "loadbalancer/reachable"), "node-b")["status"], "fail", "{report:#}");
+    for r in report["results"].as_array().unwrap().iter().filter(|r| r["status"] != "pass" && r["status"] != "skip") {
+        assert_eq!(r["status"], "fail", "{r:#}");
+        assert!(r.to_string().contains("node-b"), "every failure names node-b: {r:#}");
     }
 
     if !had_metallb {

@@ -165,9 +165,18 @@ async fn each_broken_service_is_diagnosed_at_its_first_broken_link(#[future] clu
 
     let healthy = walk(&cluster, &ns, "web", false).await;
     assert_eq!(healthy.first_broken, None, "{healthy:#?}");
-    for id in
-        ["service", "selector", "pods-ready", "target-port", "endpoints", "pod-ip", "cluster-ip", "dns", "node-port"]
-    {
+    for id in [
+        "service",
+        "selector",
+        "pods-ready",
+        "target-port",
+        "endpoints",
+        "pod-ip",
+        "cluster-ip",
+        "dns",
+        "node-port",
+        "load-balancer",
+    ] {
         assert_eq!(healthy.step(id).unwrap().status, StepStatus::Pass, "{id}: {healthy:#?}");
     }
 

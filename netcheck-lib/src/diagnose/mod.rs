@@ -40,10 +40,13 @@ pub const CLUSTER_IP: &str = "cluster-ip";
 pub const DNS: &str = "dns";
 /// Step id: the node port answers on every node, from every node.
 pub const NODE_PORT: &str = "node-port";
+/// Step id: a LoadBalancer Service's ingress is assigned and answers from every node, and every node's
+/// health-check node port agrees with the API (externalTrafficPolicy Local).
+pub const LOAD_BALANCER: &str = "load-balancer";
 
 /// Every step id, in walking order.
 pub const STEP_IDS: &[&str] =
-    &[SERVICE, SELECTOR, PODS_READY, TARGET_PORT, ENDPOINTS, POD_IP, CLUSTER_IP, DNS, NODE_PORT];
+    &[SERVICE, SELECTOR, PODS_READY, TARGET_PORT, ENDPOINTS, POD_IP, CLUSTER_IP, DNS, NODE_PORT, LOAD_BALANCER];
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

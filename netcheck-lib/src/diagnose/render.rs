@@ -76,11 +76,11 @@ mod tests {
         let expected_head = "\
 netcheck diagnose service/web -n shop
 
-  ✓ service      service/web: ClusterIP 10.96.0.7, ports 80→8080/TCP
-  ✗ selector     selector app=wbe matches no running pod in shop   ← first broken link
-                 · nearest pod web-1: has app=web, the selector wants app=wbe
-                 → fix: make them agree
-  – pods-ready   not checked: the selector link is broken
+  ✓ service        service/web: ClusterIP 10.96.0.7, ports 80→8080/TCP
+  ✗ selector       selector app=wbe matches no running pod in shop   ← first broken link
+                   · nearest pod web-1: has app=web, the selector wants app=wbe
+                   → fix: make them agree
+  – pods-ready     not checked: the selector link is broken
 ";
         assert!(text.starts_with(expected_head), "{text}");
         assert!(text.trim_end().ends_with("The first broken link is `selector`."), "{text}");

@@ -16,10 +16,11 @@ use kube::runtime::wait::await_condition;
 use serde::Deserialize;
 
 use super::LOCAL_POLICY;
+use super::health::{Health, disagreement};
 use super::provision::Provisioning;
 use crate::checks::nodeport::{RUNNER, targets};
 use crate::checks::runner_probe;
-use crate::protocol::{Action, HttpProbe, Outcome};
+use crate::protocol::{Action, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::deploy::pod_ready;
 use crate::runner::manifests::{self, ECHO_HTTP_PORT, LOADBALANCER_LOCAL_POD, LOADBALANCER_LOCAL_SERVICE};
@@ -63,49 +64,6 @@ pub(super) async fn start_pod(session: &Session) -> Result<AgentPod, Box<CheckRe
         node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
         ip: pod.status.and_then(|s| s.pod_ip).unwrap_or_default(),
     })
-}
-
-/// What one node's health-check node port said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Health {
-    /// An HTTP answer; `local_endpoints` is None when the body was not kube-proxy's document.
-    Answer { status: u16, local_endpoints: Option<u64> },
-    /// No HTTP answer (refused, timeout, reset).
-    Silent(String),
-}
-
-impl Health {
-    fn of(outcome: &Outcome) -> Health {
-        match outcome {
-            Outcome::Http { status, body } => {
-                let document: Option<serde_json::Value> = body.as_deref().and_then(|b| serde_json::from_str(b).ok());
-                let local_endpoints = document.as_ref().and_then(|d| d["localEndpoints"].as_u64());
-                Health::Answer { status: *status, local_endpoints }
-            }
-            other => Health::Silent(other.label().to_string()),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Health::Answer { status, local_endpoints: Some(n) } => format!("{status} with localEndpoints {n}"),
-            Health::Answer { status, local_endpoints: None } => format!("{status} without kube-proxy's document"),
-            Health::Silent(label) => format!("no answer ({label})"),
-        }
-    }
-}
-
-/// Why a node's answer disagrees with the `expected` ready endpoints the API lists on it, if it does.
-fn disagreement(expected: u64, seen: &Health) -> Option<String> {
-    let want = if expected > 0 { 200 } else { 503 };
-    match seen {
-        Health::Answer { status, local_endpoints: Some(n) } if *status == want && *n == expected => None,
-        other => Some(format!(
-            "answered {}, but the API lists {expected} ready endpoint(s) on the node: kube-proxy documents {want} \
-             with localEndpoints {expected}",
-            other.describe()
-        )),
-    }
 }
 
 /// One look at the API and at every node's health check.
@@ -247,7 +205,7 @@ pub(super) async fn local_policy(
         stretches.push(s);
         if i == 0 {
             // The runner's requests while every node agrees that only the pod's node has an endpoint.
-            results.extend(source_kept(session, ip, p).await);
+            results.extend(source_kept(session, ip, &pod.node, p).await);
         }
         if !settled {
             break; // Later switches would be judged against a state that never held.
@@ -305,7 +263,7 @@ fn judge_nodes(
                              balancer would send traffic to a node that drops it, or keep it from one with a backend"
                         ),
                     };
-                    verdict = Some((format!("{}: {why} ({} ms after the change)", s.label, p.converge_ms), cause));
+                    verdict = Some((format!("{} (waited {} ms): {why}", s.label, p.converge_ms), cause));
                     break;
                 }
                 (Some(_), Some(ms)) => {
@@ -366,7 +324,7 @@ fn judge_nodes(
 }
 
 /// The runner's requests reach the pod with the runner's own address (when the runner probes at all).
-async fn source_kept(session: &Session, ip: IpAddr, p: LocalPolicyParams) -> Vec<CheckResult> {
+async fn source_kept(session: &Session, ip: IpAddr, pod_node: &str, p: LocalPolicyParams) -> Vec<CheckResult> {
     let target = SocketAddr::new(ip, ECHO_HTTP_PORT as u16);
     let subject = Subject::from_node(RUNNER).at(target.to_string());
     if let Err(reason) = super::reachable::runner_probes(session, target).await {
@@ -381,10 +339,14 @@ async fn source_kept(session: &Session, ip: IpAddr, p: LocalPolicyParams) -> Vec
     for _ in 0..p.requests {
         answers.push(runner_probe::http_get(target, Duration::from_millis(p.timeout_ms)).await);
     }
-    vec![judge_source_kept(&answers, subject)]
+    vec![judge_source_kept(&answers, subject, pod_node)]
 }
 
-fn judge_source_kept(answers: &[(crate::protocol::Attempt, Option<SocketAddr>)], subject: Subject) -> CheckResult {
+fn judge_source_kept(
+    answers: &[(crate::protocol::Attempt, Option<SocketAddr>)],
+    subject: Subject,
+    pod_node: &str,
+) -> CheckResult {
     let requests = answers.len();
     let mut kept = 0;
     let mut replaced = Vec::new();
@@ -425,8 +387,9 @@ fn judge_source_kept(answers: &[(crate::protocol::Attempt, Option<SocketAddr>)],
         (
             format!("{kept}/{requests} requests answered (failed: {})", failed.join(", ")),
             format!(
-                "with externalTrafficPolicy Local only the node that runs pod/{LOADBALANCER_LOCAL_POD} may take the \
-                 traffic: the implementation announces the address from another node, or kube-proxy there drops it"
+                "with externalTrafficPolicy Local only node {pod_node}, which runs pod/{LOADBALANCER_LOCAL_POD}, may \
+                 take the traffic: the implementation announces the address from another node, or kube-proxy on \
+                 {pod_node} drops it"
             ),
         )
     };
@@ -446,22 +409,10 @@ fn judge_source_kept(answers: &[(crate::protocol::Attempt, Option<SocketAddr>)],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Attempt, Identity};
+    use crate::protocol::{Attempt, Identity, Outcome};
 
     fn http(status: u16, body: &str) -> Health {
         Health::of(&Outcome::Http { status, body: Some(body.into()) })
-    }
-
-    #[test]
-    fn a_health_check_agrees_only_with_kube_proxys_status_and_the_apis_count() {
-        let ok = http(200, r#"{"service":{"namespace":"n","name":"s"},"localEndpoints":1,"serviceProxyHealthy":true}"#);
-        assert_eq!(disagreement(1, &ok), None);
-        assert!(disagreement(0, &ok).unwrap().contains("503 with localEndpoints 0"), "a stale 200 is named");
-        let none = http(503, r#"{"localEndpoints":0}"#);
-        assert_eq!(disagreement(0, &none), None);
-        assert!(disagreement(2, &http(200, r#"{"localEndpoints":1}"#)).is_some(), "the count must be exact");
-        assert!(disagreement(1, &http(200, "<html>")).unwrap().contains("without kube-proxy's document"));
-        assert!(disagreement(0, &Health::of(&Outcome::Timeout)).unwrap().contains("no answer"));
     }
 
     fn stretch_of(label: &'static str, api_ms: Option<u64>, nodes: &[(&str, u64, Health, Option<u64>)]) -> Stretch {
@@ -561,15 +512,16 @@ mod tests {
     fn the_runner_must_be_seen_with_its_own_address() {
         let subject = Subject::from_node(RUNNER);
         let kept = [answered("10.250.0.1:40000"), answered("10.250.0.1:40000")];
-        assert_eq!(judge_source_kept(&kept, subject.clone()).status, Status::Pass);
+        assert_eq!(judge_source_kept(&kept, subject.clone(), "node-a").status, Status::Pass);
         let snat = [answered("10.250.0.11:5000")];
-        let r = judge_source_kept(&snat, subject.clone());
+        let r = judge_source_kept(&snat, subject.clone(), "node-a");
         assert_eq!(r.status, Status::Fail);
         assert!(r.message.contains("replaced"), "{}", r.message);
         let (mut lost, _) = answered("x");
         lost.outcome = Outcome::Timeout;
-        let r = judge_source_kept(&[(lost, None)], subject.clone());
+        let r = judge_source_kept(&[(lost, None)], subject.clone(), "node-a");
         assert!(r.status == Status::Fail && r.message.contains("0/1"), "{}", r.message);
-        assert_eq!(judge_source_kept(&[], subject).status, Status::Fail, "nothing sent is no pass");
+        assert!(r.diagnosis.unwrap().likely_cause.contains("only node node-a"));
+        assert_eq!(judge_source_kept(&[], subject, "node-a").status, Status::Fail, "nothing sent is no pass");
     }
 }

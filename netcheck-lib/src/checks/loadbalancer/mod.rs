@@ -10,6 +10,7 @@
 //! implementation is not a failure: when nothing acts on a Service (no event, no address) within
 //! `noControllerMs`, its checks skip and say so.
 
+pub(crate) mod health;
 mod local_policy;
 mod provision;
 mod reachable;

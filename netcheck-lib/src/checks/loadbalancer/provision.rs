@@ -65,7 +65,7 @@ pub(super) async fn provision(
     let health_check_node_port =
         created.spec.and_then(|s| s.health_check_node_port).and_then(|port| u16::try_from(port).ok());
     let started = Instant::now();
-    let about = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let about = ListParams::default().fields(&format!("involvedObject.kind=Service,involvedObject.name={name}"));
     let (no_controller, limit) = (Duration::from_millis(p.no_controller_ms), Duration::from_millis(p.timeout_ms));
     loop {
         let svc = services.get(name).await.map_err(|e| format!("reading service/{name}: {e}"))?;
@@ -85,6 +85,28 @@ pub(super) async fn provision(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The nodes the implementation says it announces `service`'s address from, as its newest event that
+/// names a node says (MetalLB: `announcing from node "node-b" with protocol "layer2"`); empty when no
+/// event names one (a cloud's load balancer, or the events could not be read).
+pub(super) async fn announcing_nodes(session: &Session, service: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
+    let about = ListParams::default().fields(&format!("involvedObject.kind=Service,involvedObject.name={service}"));
+    let Ok(listed) = events.list(&about).await else { return Vec::new() };
+    let names: Vec<&str> = session.nodes.iter().map(|n| n.name.as_str()).collect();
+    let messages: Vec<String> = listed.items.iter().filter_map(|e| e.message.clone()).collect();
+    nodes_named(&messages, &names)
+}
+
+/// The nodes (of `names`) that the last message naming any of them names, in quotes.
+fn nodes_named(messages: &[String], names: &[&str]) -> Vec<String> {
+    messages
+        .iter()
+        .rev()
+        .map(|m| names.iter().filter(|n| m.contains(&format!("\"{n}\""))).map(|n| n.to_string()).collect::<Vec<_>>())
+        .find(|found| !found.is_empty())
+        .unwrap_or_default()
 }
 
 fn event_line(e: &Event) -> String {
@@ -181,6 +203,18 @@ mod tests {
             events,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_announcing_node_is_the_one_the_newest_event_names() {
+        let messages = [
+            "announcing from node \"node-a\" with protocol \"layer2\"".to_string(),
+            "Assigned IP [\"10.250.0.200\"]".to_string(),
+            "announcing from node \"node-b\" with protocol \"layer2\"".to_string(),
+        ];
+        assert_eq!(nodes_named(&messages, &["node-a", "node-b"]), ["node-b"]);
+        assert_eq!(nodes_named(&messages[1..2], &["node-a"]), Vec::<String>::new());
+        assert_eq!(nodes_named(&["on \"node-a2\"".to_string()], &["node-a"]), Vec::<String>::new(), "whole names");
     }
 
     #[test]

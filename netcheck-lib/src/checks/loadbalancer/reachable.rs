@@ -63,7 +63,12 @@ pub(super) async fn reachable(session: &Session, ip: IpAddr, p: ReachableParams)
     }
     let verdicts: Vec<(String, SourceVerdict)> =
         sources.into_iter().map(|(source, r)| (source, judge_source(r, &backends))).collect();
-    let mut results = place_failures(&verdicts, ip);
+    let runner_failed = verdicts.iter().any(|(s, v)| s == RUNNER && matches!(v, SourceVerdict::Fail { .. }));
+    let announcers = match runner_failed {
+        true => super::provision::announcing_nodes(session, LOADBALANCER_SERVICE).await,
+        false => Vec::new(),
+    };
+    let mut results = place_failures(&verdicts, ip, &announcers);
     if let Err(reason) = runner_ok {
         results.push(CheckResult::new(
             REACHABLE,
@@ -134,7 +139,8 @@ fn judge_source(attempts: Result<Vec<Attempt>, String>, backends: &BTreeSet<Stri
 
 /// One result per source, with a diagnosis that tells the implementation's announcement (only the
 /// runner fails) from a node's Service rules (some clients fail) and from the Service itself (all do).
-fn place_failures(verdicts: &[(String, SourceVerdict)], ip: IpAddr) -> Vec<CheckResult> {
+/// `announcers` are the nodes the implementation says it announces the address from (may be empty).
+fn place_failures(verdicts: &[(String, SourceVerdict)], ip: IpAddr, announcers: &[String]) -> Vec<CheckResult> {
     let failing: Vec<&str> =
         verdicts.iter().filter(|(_, v)| matches!(v, SourceVerdict::Fail { .. })).map(|(s, _)| s.as_str()).collect();
     let clients = verdicts.iter().filter(|(s, _)| s != RUNNER).count();
@@ -161,7 +167,24 @@ fn place_failures(verdicts: &[(String, SourceVerdict)], ip: IpAddr) -> Vec<Check
                     if !missing.is_empty() && *answered > 0 {
                         message.push_str(&format!("; never answered by {}", missing.join(", ")));
                     }
-                    let (likely_cause, next_step) = if source == RUNNER && failing_clients == 0 && clients > 0 {
+                    let mut evidence = vec![format!("failing sources: {}", failing.join(", "))];
+                    let (likely_cause, next_step) = if source == RUNNER && !announcers.is_empty() {
+                        let nodes = announcers.join(", ");
+                        evidence.push(format!("the implementation announces {ip} from node {nodes} (its events)"));
+                        let own_client_fails = announcers.iter().any(|n| failing.contains(&n.as_str()));
+                        let cause = if own_client_fails {
+                            format!(
+                                "node {nodes}, which the implementation announces {ip} from: its own client fails \
+                                 too, so its Service rules (kube-proxy) drop what the announcement brings"
+                            )
+                        } else {
+                            format!(
+                                "the way {ip} is announced from node {nodes}: the implementation's speaker there, \
+                                 or the Service rules on {nodes} for traffic from outside the cluster"
+                            )
+                        };
+                        (cause, format!("check the speaker and kube-proxy on {nodes}"))
+                    } else if source == RUNNER && failing_clients == 0 && clients > 0 {
                         (
                             format!(
                                 "the LoadBalancer implementation's announcement of {ip} (every node's client \
@@ -189,11 +212,7 @@ fn place_failures(verdicts: &[(String, SourceVerdict)], ip: IpAddr) -> Vec<Check
                     let mut r = CheckResult::new(REACHABLE, Status::Fail, subject, message)
                         .measure("answered", *answered)
                         .measure("requests", *requests);
-                    r.diagnosis = Some(Diagnosis {
-                        likely_cause,
-                        evidence: vec![format!("failing sources: {}", failing.join(", "))],
-                        next_step: Some(next_step),
-                    });
+                    r.diagnosis = Some(Diagnosis { likely_cause, evidence, next_step: Some(next_step) });
                     r
                 }
             }
@@ -240,12 +259,18 @@ mod tests {
         let fail = SourceVerdict::Fail { answered: 0, requests: 3, missing: vec![], failures: vec!["timeout".into()] };
         let runner_only =
             [("node-a".into(), pass.clone()), ("node-b".into(), pass.clone()), (RUNNER.into(), fail.clone())];
-        let results = place_failures(&runner_only, ip);
+        let results = place_failures(&runner_only, ip, &[]);
         let runner = results.iter().find(|r| r.status == Status::Fail).unwrap();
         assert!(runner.diagnosis.as_ref().unwrap().likely_cause.contains("LoadBalancer implementation"));
+        let results = place_failures(&runner_only, ip, &["node-b".to_string()]);
+        let runner = results.iter().find(|r| r.status == Status::Fail).unwrap();
+        assert!(runner.diagnosis.as_ref().unwrap().likely_cause.contains("announced from node node-b"));
         let one_node = [("node-a".into(), pass), ("node-b".into(), fail.clone()), (RUNNER.into(), fail)];
-        let results = place_failures(&one_node, ip);
+        let results = place_failures(&one_node, ip, &[]);
         let b = results.iter().find(|r| r.subject.source_node.as_deref() == Some("node-b")).unwrap();
         assert!(b.diagnosis.as_ref().unwrap().likely_cause.contains("node node-b's rules"), "{b:?}");
+        let results = place_failures(&one_node, ip, &["node-b".to_string()]);
+        let runner = results.iter().find(|r| r.subject.source_node.as_deref() == Some(RUNNER)).unwrap();
+        assert!(runner.diagnosis.as_ref().unwrap().likely_cause.contains("its own client fails too"), "{runner:?}");
     }
 }

@@ -1,11 +1,13 @@
 //! The active links, probed from a client agent on every node: each endpoint's pod IP and port, the
-//! ClusterIP and port, the Service's DNS names, and the node ports. The probes are TCP connects (the
+//! ClusterIP and port, the Service's DNS names, the node ports, and a LoadBalancer's ingress with
+//! every node's health-check node port. The probes are TCP connects (the
 //! application's protocol is unknown); UDP and SCTP ports are left out, and the step says so.
 //!
 //! Sending the orders is the only async part; judging the answers is pure and unit-tested.
 
 mod cluster_ip;
 mod dns;
+mod load_balancer;
 mod node_port;
 mod observations;
 mod pod_ip;
@@ -25,6 +27,7 @@ pub use pod_ip::{judge_pod_ips, pod_targets};
 
 use cluster_ip::cluster_ip_targets;
 use dns::{ask_from_every_node, dns_questions};
+use load_balancer::{Ingress, judge_ingress, judge_load_balancer};
 use node_port::node_port_targets;
 use observations::connect_from_every_node;
 
@@ -94,6 +97,27 @@ pub async fn walk(session: &Session, facts: &Facts, port: Option<&str>) -> Resul
         Step::new(NODE_PORT, StepStatus::Skip, format!("a {kind} Service has no node port"))
     } else {
         judge_node_ports(&node_ports, &expectation, &connect_from_every_node(session, &node_ports).await?)
+    };
+    if push_and_stop(&mut steps, not_tcp(step)) {
+        return Ok(steps);
+    }
+
+    let is_load_balancer = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+    let events = if is_load_balancer { load_balancer::service_events(session, facts).await } else { Vec::new() };
+    let step = match judge_ingress(svc, &events) {
+        Ingress::Decided(step) => step,
+        Ingress::Addresses(ips) => {
+            let targets = load_balancer::ingress_targets(&ips, &tcp_ports);
+            let observed = connect_from_every_node(session, &targets).await?;
+            let health = match load_balancer::health_targets(facts, svc) {
+                Some(expected) => {
+                    let seen = load_balancer::ask_health(session, &expected).await;
+                    Some((expected, seen))
+                }
+                None => None,
+            };
+            judge_load_balancer(&targets, &observed, health.as_ref().map(|(e, s)| (e.as_slice(), s.clone())))
+        }
     };
     steps.push(not_tcp(step));
     Ok(steps)
