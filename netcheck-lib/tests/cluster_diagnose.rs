@@ -165,20 +165,16 @@ async fn each_broken_service_is_diagnosed_at_its_first_broken_link(#[future] clu
 
     let healthy = walk(&cluster, &ns, "web", false).await;
     assert_eq!(healthy.first_broken, None, "{healthy:#?}");
-    for id in [
-        "service",
-        "selector",
-        "pods-ready",
-        "target-port",
-        "endpoints",
-        "pod-ip",
-        "cluster-ip",
-        "dns",
-        "node-port",
-        "load-balancer",
-    ] {
+    for id in
+        ["service", "selector", "pods-ready", "target-port", "endpoints", "pod-ip", "cluster-ip", "dns", "node-port"]
+    {
         assert_eq!(healthy.step(id).unwrap().status, StepStatus::Pass, "{id}: {healthy:#?}");
     }
+    let no_lb = healthy.step("load-balancer").unwrap();
+    assert_eq!(
+        (no_lb.status, no_lb.summary.as_str()),
+        (StepStatus::Skip, "a NodePort Service has no load-balancer address")
+    );
 
     assert_first_broken(&walk(&cluster, &ns, "wrong-selector", false).await, "selector", "matches no running pod");
     assert_first_broken(&walk(&cluster, &ns, "wrong-port", false).await, "target-port", "targetPort 8081/TCP");
@@ -209,4 +205,44 @@ async fn a_stopped_service_proxy_is_the_broken_cluster_ip_link(#[future] cluster
     let checklist = walk(&cluster, &workloads.namespace, "web", false).await;
     assert_first_broken(&checklist, "cluster-ip", "does not answer from node-b");
     assert!(checklist.step("cluster-ip").unwrap().fix.as_deref().unwrap().contains("kube-proxy) on node-b"));
+}
+
+/// A LoadBalancer Service with externalTrafficPolicy Local (MetalLB on the testbed): the walk passes
+/// the load-balancer link with every node's health check as the API says; with node-b's health-check
+/// node port dropped silently, that link is the first broken one and names node-b.
+#[rstest]
+#[tokio::test]
+async fn a_load_balancer_service_is_walked_to_every_nodes_health_check(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let workloads = create_workloads(&cluster).await;
+    let ns = workloads.namespace.clone();
+    let mut lb = service("web-lb", "web", json!("http"), "LoadBalancer");
+    lb.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
+    let svcs: Api<Service> = Api::namespaced(cluster.client.clone(), &ns);
+    svcs.create(&PostParams::default(), &lb).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let health_check_node_port = loop {
+        let svc = svcs.get("web-lb").await.unwrap();
+        let assigned = svc.status.and_then(|s| s.load_balancer).and_then(|l| l.ingress).is_some_and(|i| !i.is_empty());
+        if assigned {
+            break svc.spec.and_then(|s| s.health_check_node_port).expect("a Local Service has a health-check port");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no address from the testbed's MetalLB (testbed/up installs it)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let healthy = walk(&cluster, &ns, "web-lb", false).await;
+    assert_eq!(healthy.first_broken, None, "{healthy:#?}");
+    let step = healthy.step("load-balancer").unwrap();
+    assert_eq!(step.status, StepStatus::Pass, "{step:#?}");
+    assert_eq!(step.evidence.iter().filter(|e| e.starts_with("health check")).count(), 2, "{step:#?}");
+
+    let _dropped = common::drop_packets("node-b", "10.250.0.12", "tcp", &health_check_node_port.to_string());
+    let broken = walk(&cluster, &ns, "web-lb", false).await;
+    assert_first_broken(&broken, "load-balancer", "health-check node port disagree");
+    let evidence = &broken.step("load-balancer").unwrap().evidence[0];
+    assert!(evidence.contains("(node-b)") && evidence.contains("no answer (timeout)"), "{evidence}");
 }

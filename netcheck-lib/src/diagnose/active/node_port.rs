@@ -63,13 +63,31 @@ pub fn judge_node_ports(targets: &[Target], expectation: &NodePortExpectation, o
         NodePortExpectation::EveryNode => true,
         NodePortExpectation::LocalOnly(nodes) => t.node.as_ref().is_some_and(|n| nodes.contains(n)),
     };
-    let (failing, silent) = failing(targets, observed);
+    let (mut failing, mut silent) = failing(targets, observed);
+    if let NodePortExpectation::LocalOnly(_) = expectation {
+        for t in targets.iter().filter(|t| expected(t)) {
+            let node = t.node.as_deref().unwrap_or_default();
+            if !matches!(observed.get(node), Some(Ok(_))) {
+                silent
+                    .push(format!("{}: no result from a client on {node}, the one source that can judge it", t.label));
+            }
+        }
+        // From a pod, kube-proxy sends a Local Service's node-port traffic to any endpoint without
+        // source NAT: through another node, the answer skips the node that translated the request and
+        // is dropped. Only a source on the target node itself has a symmetric path to judge by.
+        for f in &mut failing {
+            let node = f.target.node.clone();
+            f.bad.retain(|(source, _)| Some(source) == node.as_ref());
+        }
+        failing.retain(|f| !f.bad.is_empty());
+    }
     let broken: Vec<&Failing> = failing.iter().filter(|f| expected(f.target)).collect();
     let mut evidence: Vec<String> = Vec::new();
     if let NodePortExpectation::LocalOnly(nodes) = expectation {
         let without: Vec<String> = targets.iter().filter(|t| !expected(t)).map(|t| t.label.clone()).collect();
         evidence.push(format!(
-            "externalTrafficPolicy Local: nodes with a ready pod ({}) must answer; {} may not forward",
+            "externalTrafficPolicy Local: nodes with a ready pod ({}) must answer, judged from a client on the same \
+             node; {} may not forward",
             nodes.iter().cloned().collect::<Vec<_>>().join(", "),
             if without.is_empty() { "no other node".to_string() } else { shorten(&without, 4) }
         ));
@@ -120,6 +138,23 @@ mod tests {
             observed(&[("node-a", &[("10.250.0.11:30080", Seen::Connected), ("10.250.0.12:30080", Seen::Timeout)])]);
         let local = NodePortExpectation::LocalOnly(BTreeSet::from(["node-a".to_string()]));
         assert_eq!(judge_node_ports(&t, &local, &o).status, StepStatus::Pass);
+        let both = NodePortExpectation::LocalOnly(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
+        let crossed = observed(&[
+            ("node-a", &[("10.250.0.11:30080", Seen::Connected), ("10.250.0.12:30080", Seen::Timeout)]),
+            ("node-b", &[("10.250.0.11:30080", Seen::Timeout), ("10.250.0.12:30080", Seen::Connected)]),
+        ]);
+        assert_eq!(
+            judge_node_ports(&t, &both, &crossed).status,
+            StepStatus::Pass,
+            "cross-node pod paths are asymmetric"
+        );
+        let own = observed(&[("node-b", &[("10.250.0.12:30080", Seen::Refused)])]);
+        let step = judge_node_ports(&t, &both, &own);
+        assert_eq!(step.status, StepStatus::Fail, "a node that refuses its own client is broken");
+        let unjudged = observed(&[("node-b", &[("10.250.0.12:30080", Seen::Connected)])]);
+        let step = judge_node_ports(&t, &both, &unjudged);
+        assert_ne!(step.status, StepStatus::Pass, "node-a was judged from nowhere: {step:?}");
+        assert!(step.evidence.iter().any(|e| e.contains("no result from a client on node-a")), "{step:?}");
         let step = judge_node_ports(&t, &NodePortExpectation::EveryNode, &o);
         assert_eq!(step.status, StepStatus::Fail);
         assert!(step.fix.unwrap().starts_with("10.250.0.12:30080 (pod p on node-b) fail from every node"));
