@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: runs `netcheck run --scenario SCENARIO` (default quick) against the testbed RUNS times (default 3)
 # and prints wall time per phase; then the NodePort matrix with 1 and 2 target nodes, the DNS and readiness
-# figures and the time per check of one `full` run, the wall time of `netcheck diagnose`, the agent image size and the agents' memory
+# figures, the LoadBalancer figures (provisionMs, each node's health-check agreement, the source-range changes)
+# and the time per check of one `full` run, the wall time of `netcheck diagnose`, the agent image size and the agents' memory
 # (RSS). Prints figures; asserts nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,6 +73,10 @@ for x in r["results"]:
     if c == "endpoints/rollout":
         figures = ", ".join(f"{k} {m.get(k)}" for k in ("rolloutMs", "requests", "failedRequests", "longestGapMs"))
         print(f"{c} from {node}: {figures} ({x['status']})")
+    if c.startswith("loadbalancer/") and m:
+        where = x["subject"].get("targetNode") or node or x["subject"].get("name", "")
+        figures = ", ".join(f"{k} {v}" for k, v in sorted(m.items()))
+        print(f"{c} {where}: {figures} ({x['status']})")
 PY
 
 # diagnose on the API server's own Service: every active step (pod IP, ClusterIP, DNS) from every node.
