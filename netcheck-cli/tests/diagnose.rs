@@ -49,6 +49,7 @@ fn the_kubernetes_service_is_healthy_in_json() {
         ("cluster-ip", "pass"),
         ("dns", "pass"),
         ("node-port", "skip"),
+        ("load-balancer", "skip"),
     ];
     let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(statuses, expected, "{checklist:#}");
@@ -63,7 +64,7 @@ fn a_missing_service_is_the_first_broken_link_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("✗ service      no Service named kubernets in namespace default   ← first broken link"),
+        text.contains("✗ service        no Service named kubernets in namespace default   ← first broken link"),
         "{text}"
     );
     assert!(text.contains("did you mean service/kubernetes?"), "{text}");
