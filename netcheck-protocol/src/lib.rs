@@ -558,7 +558,8 @@ mod tests {
         let text = r#"{"version":4,"action":{"kind":"setReady","ready":true}}"#;
         let err = parse_order(text).unwrap_err();
         assert!(err.contains("protocol version 4"), "{err}");
-        assert!(parse_order(r#"{"version":7,"action":{"kind":"setReady","ready":false}}"#).is_ok());
+        let current = format!(r#"{{"version":{PROTOCOL_VERSION},"action":{{"kind":"setReady","ready":false}}}}"#);
+        assert!(parse_order(&current).is_ok());
     }
 
     #[test]
@@ -569,9 +570,9 @@ mod tests {
         assert_eq!(parse_order_for_run(&text, "r1").unwrap(), order);
         let err = parse_order_for_run(&text, "r2").unwrap_err();
         assert!(err.contains(r#"run "r1""#) && err.contains(r#"serves run "r2""#), "{err}");
-        let unstamped = r#"{"version":7,"action":{"kind":"setReady","ready":false}}"#;
-        assert!(parse_order_for_run(unstamped, "r2").is_err(), "an order without a run is not this run's");
-        let old = text.replace(r#""version":7"#, r#""version":6"#);
+        let unstamped = format!(r#"{{"version":{PROTOCOL_VERSION},"action":{{"kind":"setReady","ready":false}}}}"#);
+        assert!(parse_order_for_run(&unstamped, "r2").is_err(), "an order without a run is not this run's");
+        let old = text.replace(&format!(r#""version":{PROTOCOL_VERSION}"#), r#""version":6"#);
         assert!(parse_order_for_run(&old, "r1").unwrap_err().contains("protocol version 6"));
     }
 
@@ -606,10 +607,15 @@ mod tests {
         let http = Outcome::Http { status: 404, body: None };
         assert_eq!(serde_json::to_string(&http).unwrap(), r#"{"outcome":"http","status":404}"#);
         assert_eq!(serde_json::to_string(&Outcome::Connected).unwrap(), r#"{"outcome":"connected"}"#);
-        // An order that leaves out `anyServer` still reads, as an agent probe.
-        let old = r#"{"version":7,"action":{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}"#;
-        let Action::Http(p) = parse_order(old).unwrap().action else { panic!("not http") };
-        assert!(!p.any_server);
+        // An order that leaves out `anyServer` and `keepBody` still reads, as an agent probe.
+        let old = format!(
+            r#"{{"version":{PROTOCOL_VERSION},"action":{{"kind":"http","targets":[],"path":"/","attempts":1,"concurrency":1,"timeoutMs":1}}}}"#
+        );
+        let Action::Http(p) = parse_order(&old).unwrap().action else { panic!("not http") };
+        assert!(!p.any_server && !p.keep_body);
+        let kept = Outcome::Http { status: 200, body: Some(r#"{"localEndpoints":1}"#.into()) };
+        let text = serde_json::to_string(&kept).unwrap();
+        assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), kept);
     }
 
     #[test]
