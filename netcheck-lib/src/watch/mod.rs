@@ -400,6 +400,7 @@ impl Watch {
     /// `keep`).
     pub async fn stop(mut self, budget: &Budget, keep: bool, progress: &dyn Progress) -> Result<Report> {
         progress.phase("collect");
+        self.wait_for_writes_after(now_ms()).await;
         let report = self.judge_now(budget).await;
         progress.phase("cleanup");
         if let Some(mut guard) = self.guard.take() {
@@ -409,6 +410,24 @@ impl Watch {
             namespace::delete(&self.cluster.client, &self.namespace).await?;
         }
         report
+    }
+
+    /// Waits until every node's record was written at `since` (epoch ms) or later, for at most two flush
+    /// periods and a second. The agents write every flush period, so without the wait the judged span
+    /// ends at each agent's previous write: a watch shorter than one period would have seen nothing,
+    /// and a longer one would miss its last seconds. A node whose agent does not write by then is judged
+    /// on what it wrote (the verdict names its gap).
+    async fn wait_for_writes_after(&self, since: u64) {
+        let limit = Duration::from_millis(2 * self.plan.flush_ms + 1_000);
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(records) = self.snapshot().await
+                && self.nodes.iter().all(|n| records.get(n).is_some_and(|r| r.updated_ms >= since))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// The verdict on the records as they are now, without stopping.
