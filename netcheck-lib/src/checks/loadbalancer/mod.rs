@@ -63,10 +63,19 @@ pub(crate) static SPECS: &[CheckSpec] = &[
         id: REACHABLE,
         title: "The LoadBalancer address answers and reaches every backend",
         description: "The ingress address answers from the runner (when it can reach it) and from every \
-                      client, and the answers come from every ready server agent.",
+                      client, and the answers come from every ready server agent. Each source first waits for \
+                      one answer (firstAnswerMs, from the address), then sends the counted requests.",
         params: &[
             int("requests", 1, 2_000, 30, "Requests per source."),
             millis("timeoutMs", 1, 60_000, 1_000, "How long one request may take before it counts as failed."),
+            millis(
+                "convergeMs",
+                500,
+                300_000,
+                10_000,
+                "Limit for each source's first answer after the address is assigned (kube-proxy programs the \
+                 address only once it is in the Service's status); the counted requests follow it.",
+            ),
         ],
         parse_params: parses_into::<reachable::ReachableParams>,
     },

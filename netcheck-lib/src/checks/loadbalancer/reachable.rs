@@ -4,9 +4,9 @@
 //! travels the way the implementation announces (ARP, BGP, a cloud's load balancer), and the verdict
 //! tells the two apart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde::Deserialize;
@@ -26,6 +26,62 @@ use crate::runner::{FromRunner, Session};
 pub(super) struct ReachableParams {
     requests: u32,
     timeout_ms: u64,
+    converge_ms: u64,
+}
+
+/// Pause between two tries while waiting for a source's first answer.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// Per source: how long after the address was assigned its first request was answered (None: not
+/// within `limit`). kube-proxy programs an address only once it is in the Service's status, so the
+/// first second may be refused or dropped on a healthy cluster; the counted requests come after this.
+async fn first_answers(
+    session: &Session,
+    target: SocketAddr,
+    runner: bool,
+    limit: Duration,
+) -> BTreeMap<String, Option<u64>> {
+    let started = Instant::now();
+    let timeout = Duration::from_millis(500);
+    let from_runner = async {
+        if !runner {
+            return None;
+        }
+        while started.elapsed() < limit {
+            if runner_probe::http_get(target, timeout).await.0.outcome.identity().is_some() {
+                return Some((RUNNER.to_string(), Some(started.elapsed().as_millis() as u64)));
+            }
+            tokio::time::sleep(RETRY_AFTER).await;
+        }
+        Some((RUNNER.to_string(), None))
+    };
+    let one = HttpProbe {
+        targets: vec![target.to_string()],
+        path: "/".into(),
+        attempts: 1,
+        concurrency: 1,
+        timeout_ms: timeout.as_millis() as u64,
+        interval_ms: 0,
+        any_server: false,
+        keep_body: false,
+        give_up_after: 0,
+    };
+    let from_clients = join_all(session.agents.clients.iter().map(|(node, agent)| {
+        let one = one.clone();
+        async move {
+            while started.elapsed() < limit {
+                let answer = session.channel.send(agent, Action::Http(one.clone())).await;
+                let answered = answer.is_ok_and(|r| r.attempts.iter().any(|a| a.outcome.identity().is_some()));
+                if answered {
+                    return (node.clone(), Some(started.elapsed().as_millis() as u64));
+                }
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            (node.clone(), None)
+        }
+    }));
+    let (runner_first, clients_first) = tokio::join!(from_runner, from_clients);
+    clients_first.into_iter().chain(runner_first).collect()
 }
 
 /// Probes the address from the runner and every client.
@@ -44,6 +100,7 @@ pub(super) async fn reachable(session: &Session, ip: IpAddr, p: ReachableParams)
         give_up_after: 0,
     };
     let runner_ok = runner_probes(session, target).await;
+    let first = first_answers(session, target, runner_ok.is_ok(), Duration::from_millis(p.converge_ms)).await;
     let clients = session.order_every_client(|_| Action::Http(probe.clone()));
     let from_runner = async {
         if runner_ok.is_err() {
@@ -69,6 +126,18 @@ pub(super) async fn reachable(session: &Session, ip: IpAddr, p: ReachableParams)
         false => Vec::new(),
     };
     let mut results = place_failures(&verdicts, ip, &announcers);
+    for r in &mut results {
+        let source = r.subject.source_node.clone().unwrap_or_default();
+        match first.get(&source) {
+            Some(Some(ms)) => r.measurements.insert("firstAnswerMs".into(), (*ms).into()),
+            Some(None) => {
+                let waited = format!("; no answer at all within {} ms of the address", p.converge_ms);
+                r.message.push_str(&waited);
+                None
+            }
+            None => None,
+        };
+    }
     if let Err(reason) = runner_ok {
         results.push(CheckResult::new(
             REACHABLE,
