@@ -12,7 +12,7 @@
 
 pub(crate) mod health;
 mod local_policy;
-mod provision;
+pub(crate) mod provision;
 mod reachable;
 mod source_ranges;
 
@@ -22,7 +22,7 @@ use super::{params, selected};
 use crate::catalog::{CheckSpec, int, millis, parses_into};
 use crate::report::CheckResult;
 use crate::runner::Session;
-use crate::runner::manifests::{LOADBALANCER_LOCAL_SERVICE, LOADBALANCER_RANGES_SERVICE, LOADBALANCER_SERVICES};
+use crate::runner::manifests::LOADBALANCER_SERVICES;
 use crate::scenario::Scenario;
 
 use provision::{Ingress, ProvisionParams, address_for, judge_provision};
@@ -147,7 +147,6 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         results
     });
     let local_round = when(wanted(LOCAL_POLICY), async {
-        debug_assert_eq!(local.0, LOADBALANCER_LOCAL_SERVICE);
         let (pod, seen) = tokio::join!(local_policy::start_pod(session), provision::provision(session, local, p));
         match (pod, address_for(LOCAL_POLICY, seen, p)) {
             (_, Err(result)) => vec![*result],
@@ -158,7 +157,6 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         }
     });
     let ranges_round = when(wanted(SOURCE_RANGES), async {
-        debug_assert_eq!(ranges.0, LOADBALANCER_RANGES_SERVICE);
         match address_for(SOURCE_RANGES, provision::provision(session, ranges, p).await, p) {
             Err(result) => vec![*result],
             Ok((ip, _)) => source_ranges::source_ranges(session, ip, params(scenario, SOURCE_RANGES)).await,

@@ -57,7 +57,6 @@ pub(super) async fn provision(
 ) -> Result<Provisioning, String> {
     let (client, ns) = (session.cluster.client.clone(), session.namespace.as_str());
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    let events: Api<Event> = Api::namespaced(client, ns);
     let created = services
         .create(&PostParams::default(), &manifests::loadbalancer_service(ns, name, component, local))
         .await
@@ -65,18 +64,18 @@ pub(super) async fn provision(
     let health_check_node_port =
         created.spec.and_then(|s| s.health_check_node_port).and_then(|port| u16::try_from(port).ok());
     let started = Instant::now();
-    let about = ListParams::default().fields(&format!("involvedObject.kind=Service,involvedObject.name={name}"));
     let (no_controller, limit) = (Duration::from_millis(p.no_controller_ms), Duration::from_millis(p.timeout_ms));
     loop {
         let svc = services.get(name).await.map_err(|e| format!("reading service/{name}: {e}"))?;
         let ingress = svc.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress).unwrap_or_default();
-        let listed = events.list(&about).await.map_err(|e| format!("listing service/{name}'s events: {e}"))?;
+        let listed =
+            service_events(&client, ns, name).await.map_err(|e| format!("listing service/{name}'s events: {e}"))?;
         let seen = Provisioning {
             service: name.to_string(),
             address: ingress.iter().find_map(|i| i.ip.clone()),
             hostname: ingress.iter().find_map(|i| i.hostname.clone()),
             waited_ms: started.elapsed().as_millis() as u64,
-            events: listed.items.iter().map(event_line).collect(),
+            events: listed.iter().map(event_line).collect(),
             health_check_node_port,
         };
         let acted = !seen.events.is_empty() || seen.hostname.is_some();
@@ -91,11 +90,11 @@ pub(super) async fn provision(
 /// names a node says (MetalLB: `announcing from node "node-b" with protocol "layer2"`); empty when no
 /// event names one (a cloud's load balancer, or the events could not be read).
 pub(super) async fn announcing_nodes(session: &Session, service: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
-    let about = ListParams::default().fields(&format!("involvedObject.kind=Service,involvedObject.name={service}"));
-    let Ok(listed) = events.list(&about).await else { return Vec::new() };
+    let Ok(listed) = service_events(&session.cluster.client, &session.namespace, service).await else {
+        return Vec::new();
+    };
     let names: Vec<&str> = session.nodes.iter().map(|n| n.name.as_str()).collect();
-    let messages: Vec<String> = listed.items.iter().filter_map(|e| e.message.clone()).collect();
+    let messages: Vec<String> = listed.iter().filter_map(|e| e.message.clone()).collect();
     nodes_named(&messages, &names)
 }
 
@@ -109,7 +108,16 @@ fn nodes_named(messages: &[String], names: &[&str]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn event_line(e: &Event) -> String {
+/// The events about Service `name` in `ns` (only the Service's: a pod of the same name is not the
+/// LoadBalancer implementation).
+pub(crate) async fn service_events(client: &kube::Client, ns: &str, name: &str) -> kube::Result<Vec<Event>> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let about = ListParams::default().fields(&format!("involvedObject.kind=Service,involvedObject.name={name}"));
+    Ok(events.list(&about).await?.items)
+}
+
+/// An event as `Type Reason: message`, cut to a line.
+pub(crate) fn event_line(e: &Event) -> String {
     let text = format!(
         "{} {}: {}",
         e.type_.as_deref().unwrap_or("Normal"),

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use k8s_openapi::api::core::v1::{Event, Service, ServicePort};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 
 use super::observations::{Failing, Observations, Target, failing, silent_nodes};
 use crate::checks::loadbalancer::health::{Health, disagreement};
+use crate::checks::loadbalancer::provision;
 use crate::diagnose::facts::Facts;
 use crate::diagnose::{LOAD_BALANCER, Step, StepStatus};
 use crate::protocol::{Action, HttpProbe};
@@ -63,22 +63,10 @@ pub(super) fn judge_ingress(svc: &Service, events: &[String]) -> Ingress {
 
 /// The Service's events, as `Type Reason: message` (empty when they may not be read).
 pub(super) async fn service_events(session: &Session, facts: &Facts) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(session.cluster.client.clone(), &facts.namespace);
-    let about =
-        ListParams::default().fields(&format!("involvedObject.kind=Service,involvedObject.name={}", facts.name));
-    let Ok(listed) = events.list(&about).await else { return Vec::new() };
-    listed
-        .items
-        .iter()
-        .map(|e| {
-            crate::diagnose::read_only::cut(&format!(
-                "{} {}: {}",
-                e.type_.as_deref().unwrap_or("Normal"),
-                e.reason.as_deref().unwrap_or_default(),
-                e.message.as_deref().unwrap_or_default()
-            ))
-        })
-        .collect()
+    match provision::service_events(&session.cluster.client, &facts.namespace, &facts.name).await {
+        Ok(events) => events.iter().map(provision::event_line).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Every ingress IP on every selected port.
@@ -186,6 +174,11 @@ pub(super) fn judge_load_balancer(
     }
     let mut evidence = Vec::new();
     let answered: Vec<String> = targets.iter().map(|t| t.address.clone()).collect();
+    // Derived from what was judged, not from the evidence: no node to ask is no agreement.
+    let health_judged = health.as_ref().is_some_and(|(expected, _)| !expected.is_empty());
+    if health.as_ref().is_some_and(|(expected, _)| expected.is_empty()) {
+        evidence.push("health checks not asked: no Ready node with an address is listed (may nodes be listed?)".into());
+    }
     if let Some((expected, seen)) = health {
         let seen = match seen {
             Ok(seen) => seen,
@@ -223,7 +216,7 @@ pub(super) fn judge_load_balancer(
         evidence.extend(silent);
         return silent_nodes(LOAD_BALANCER, "the load-balancer address answers", count, evidence);
     }
-    let with_health = if evidence.is_empty() { "" } else { ", and every node's health check agrees with the API" };
+    let with_health = if health_judged { ", and every node's health check agrees with the API" } else { "" };
     Step::new(LOAD_BALANCER, StepStatus::Pass, format!("{} answers from every node{with_health}", answered.join(", ")))
         .with_evidence(evidence)
 }
