@@ -531,7 +531,7 @@ fn fail_error(error: &Error) -> ExitCode {
         }
         Error::Timeout { .. } => "inspect the namespace with --keep, or raise --timeout",
         Error::Scenario(_) | Error::Input(_) => "see `netcheck list` for checks and scenarios",
-        Error::NoUsableNode => {
+        Error::NoUsableNode { .. } => {
             "uncordon a Ready node, pass --tolerate-taints to run agents on tainted nodes, or --image-platforms when \
              the image was built for the nodes' architecture"
         }

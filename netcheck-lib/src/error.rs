@@ -61,12 +61,14 @@ pub enum Error {
     #[error("{0}")]
     Scenario(#[from] crate::scenario::ScenarioError),
     /// No node can host a client agent: every node is NotReady, cordoned, tainted, virtual, or of an
-    /// OS or architecture the image does not provide.
-    #[error(
-        "no node can run a client agent (all are NotReady, cordoned, tainted, virtual, or of a platform the image \
-         does not provide)"
-    )]
-    NoUsableNode,
+    /// OS or architecture the image does not provide. Each node's reason is named, so that a taint the
+    /// kubelet set (disk or memory pressure) is told apart from a cordon.
+    #[error("no node can run a client agent: {}", no_usable_node_reasons(.reasons))]
+    NoUsableNode {
+        /// Why each node cannot host one (`node X is NotReady`, `node Y has taints …`); empty when the
+        /// cluster lists no node.
+        reasons: Vec<String>,
+    },
     /// The Service has no port by the name or number given (`diagnose --port`).
     #[error("service/{service} has no port '{wanted}' (its ports: {ports})")]
     NoSuchPort {
@@ -125,9 +127,13 @@ impl Error {
     /// let status = kube::core::Status { code: 403, ..Default::default() };
     /// let e = netcheck::Error::api("creating pods", kube::Error::Api(Box::new(status)));
     /// assert!(e.is_forbidden());
-    /// assert!(!netcheck::Error::NoUsableNode.is_forbidden());
+    /// assert!(!netcheck::Error::NoUsableNode { reasons: vec![] }.is_forbidden());
     /// ```
     pub fn is_forbidden(&self) -> bool {
         matches!(self, Error::Api { source, .. } if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 403))
     }
+}
+
+fn no_usable_node_reasons(reasons: &[String]) -> String {
+    if reasons.is_empty() { "the cluster lists no node".to_string() } else { reasons.join("; ") }
 }

@@ -103,6 +103,9 @@ pub struct NodeInfo {
     pub schedulable: bool,
     /// NoSchedule/NoExecute taints, as `key=value:effect`.
     pub taints: Vec<String>,
+    /// The pressure conditions that are True (`DiskPressure`, `MemoryPressure`, `PIDPressure`): the
+    /// kubelet refuses new pods then, whatever they tolerate.
+    pub pressure: Vec<String>,
     /// Operating system (`kubernetes.io/os`, else the kubelet's report); None when neither says.
     pub os: Option<String>,
     /// CPU architecture (`kubernetes.io/arch`, else the kubelet's report); None when neither says.
@@ -151,6 +154,13 @@ impl NodeInfo {
                 self.name,
                 platforms()
             ))
+        } else if !self.pressure.is_empty() {
+            Some(format!(
+                "node {} reports {}: its kubelet admits no new pod, whatever it tolerates; free what it lacks on the \
+                 node",
+                self.name,
+                self.pressure.join(", ")
+            ))
         } else if !self.schedulable {
             Some(format!("node {} is cordoned (unschedulable)", self.name))
         } else if !self.taints.is_empty() && !placement.tolerate_taints {
@@ -174,7 +184,13 @@ fn node_info(node: &Node) -> NodeInfo {
     let status = node.status.clone().unwrap_or_default();
     let addresses = status.addresses.unwrap_or_default();
     let of_type = |t: &str| addresses.iter().filter(|a| a.type_ == t).map(|a| a.address.clone()).collect();
-    let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let conditions = status.conditions.unwrap_or_default();
+    let ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let pressure = conditions
+        .iter()
+        .filter(|c| c.type_.ends_with("Pressure") && c.status == "True")
+        .map(|c| c.type_.clone())
+        .collect();
     let spec = node.spec.clone().unwrap_or_default();
     let all_taints = spec.taints.unwrap_or_default();
     let taints = all_taints
@@ -195,6 +211,7 @@ fn node_info(node: &Node) -> NodeInfo {
         ready,
         schedulable: !spec.unschedulable.unwrap_or(false),
         taints,
+        pressure,
         os: os.filter(|s| !s.is_empty()),
         arch: arch.filter(|s| !s.is_empty()),
         virtual_node,
@@ -349,5 +366,28 @@ mod tests {
         );
         assert!(t.unusable_reason(&placement(false)).unwrap().contains("--tolerate-taints"));
         assert_eq!(t.unusable_reason(&placement(true)), None);
+    }
+
+    #[test]
+    fn a_node_under_pressure_is_unusable_even_when_taints_are_tolerated() {
+        // As the kubelet marks a node whose disk is nearly full: the condition and its taint.
+        let n = node(serde_json::json!({"metadata": {"name": "n4"},
+            "spec": {"taints": [{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "DiskPressure", "status": "True"},
+                                      {"type": "MemoryPressure", "status": "False"}]}}));
+        assert_eq!(n.pressure, vec!["DiskPressure"]);
+        let why = n.unusable_reason(&placement(true)).expect("under pressure");
+        assert!(why.contains("node n4 reports DiskPressure"), "{why}");
+    }
+
+    #[test]
+    fn no_usable_node_names_every_nodes_reason() {
+        let reasons = vec!["node a is NotReady".to_string(), "node b is cordoned (unschedulable)".to_string()];
+        let e = crate::Error::NoUsableNode { reasons };
+        assert_eq!(
+            e.to_string(),
+            "no node can run a client agent: node a is NotReady; node b is cordoned (unschedulable)"
+        );
+        assert!(crate::Error::NoUsableNode { reasons: vec![] }.to_string().ends_with("the cluster lists no node"));
     }
 }

@@ -142,7 +142,8 @@ impl Session {
             .map(|n| n.name.clone())
             .collect();
         if usable.is_empty() {
-            return Err(Error::NoUsableNode);
+            let reasons = nodes.iter().filter_map(|n| n.unusable_reason(&options.placement())).collect();
+            return Err(Error::NoUsableNode { reasons });
         }
         let started = Instant::now();
         let run_id = namespace::new_run_id();

@@ -134,7 +134,7 @@ impl Watch {
             }
         }
         if nodes.is_empty() {
-            return Err(Error::NoUsableNode);
+            return Err(Error::NoUsableNode { reasons: unhosted.into_iter().map(|(_, why)| why).collect() });
         }
         let run_id = namespace::new_run_id();
         progress.phase("deploy");
