@@ -1,10 +1,12 @@
 //! Readiness-driven endpoint removal and re-add against a real cluster: a healthy cluster passes with
-//! all three times per node, and with kube-controller-manager stopped the removal fails at the API.
+//! all three times per node, and with kube-controller-manager stopped removal and re-add fail at the API.
 
 mod common;
 
-use netcheck::harness::{cluster, run_scenario};
-use netcheck::runner::{Cluster, NoProgress};
+use k8s_openapi::api::core::v1::Service;
+use netcheck::harness::cluster;
+use netcheck::runner::manifests::ECHO_SERVICE;
+use netcheck::runner::{Cluster, NoProgress, endpoints};
 use netcheck::scenario::{self, Scenario};
 use netcheck::{CheckResult, Status};
 use rstest::rstest;
@@ -13,15 +15,36 @@ fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
     results.iter().filter(|r| r.check == check).collect()
 }
 
+/// Removal and re-add run on two server agents at once: both end ready, and the headless Service
+/// created to follow the re-add in DNS is gone.
 #[rstest]
 #[tokio::test]
 async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Option<Cluster>) {
     let Some(cluster) = cluster.await else { return };
-    let report = run_scenario(&cluster, scenario::load("readiness").unwrap()).await;
-    report.assert_passed();
-    let nodes = report.cluster.nodes.len();
+    let session = common::session(&cluster).await;
+    let results =
+        netcheck::orchestrator::run_checks(&session, &scenario::load("readiness").unwrap(), &NoProgress).await;
+    let echo = endpoints::of_service(&cluster, &session.namespace, ECHO_SERVICE).await.unwrap();
+    let services: kube::Api<Service> = kube::Api::namespaced(cluster.client.clone(), &session.namespace);
+    let readd_services: Vec<String> = services
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .filter_map(|s| s.metadata.name)
+        .filter(|n| n.starts_with("netcheck-readd-"))
+        .collect();
+    let servers: Vec<String> = session.agents.servers.iter().map(|s| s.ip.clone()).collect();
+    let nodes = session.agents.clients.len();
+    session.finish(false).await.unwrap();
+
+    for r in &results {
+        assert!(r.check == "endpoints/rollout" || r.status == Status::Pass, "{r:#?}");
+    }
     for check in ["endpoints/readiness-removal", "endpoints/readiness-readd", "endpoints/unready-at-start"] {
-        let results = of(&report.results, check);
+        let results = of(&results, check);
         assert_eq!(results.len(), nodes, "{check}: one result per node");
         for r in results {
             for m in ["apiMs", "dataPlaneMs", "dnsMs", "sampleIntervalMs"] {
@@ -35,10 +58,17 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
             assert!(api > 0, "{r:#?}");
         }
     }
+    let removed = &of(&results, "endpoints/readiness-removal")[0].subject.address;
+    let readded = &of(&results, "endpoints/readiness-readd")[0].subject.address;
+    assert_ne!(removed, readded, "two agents switched at once");
+    for ip in &servers {
+        assert!(echo.iter().any(|a| &a.ip == ip && a.ready), "server {ip} ends ready: {echo:?}");
+    }
+    assert!(readd_services.is_empty(), "the re-add's headless Service is deleted: {readd_services:?}");
 }
 
-/// With the endpoints controller stopped, the switched pod stays listed ready: the removal fails and
-/// names the API stage.
+/// With the endpoints controller stopped, the switched pods stay listed ready: the removal fails and
+/// names the API stage, and so does the re-add, whose victim could not be removed first.
 #[rstest]
 #[tokio::test]
 async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: Option<Cluster>) {
@@ -47,7 +77,7 @@ async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: 
     common::testbed("stop", &["kube-controller-manager"]);
     let restore = common::Restore(vec![("start", common::args(&["kube-controller-manager"]))]);
     let scenario = Scenario::from_yaml(
-        "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: kcm}\nspec:\n  checks:\n    - id: endpoints/readiness-removal\n      params: {maxApiMs: 2000, maxPropagationMs: 1000, sustainedRequests: 20}\n",
+        "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: kcm}\nspec:\n  checks:\n    - id: endpoints/readiness-removal\n      params: {maxApiMs: 2000, maxPropagationMs: 1000, sustainedRequests: 20}\n    - id: endpoints/readiness-readd\n      params: {maxApiMs: 2000, maxPropagationMs: 1000, sustainedRequests: 20}\n",
         "kcm.yaml",
     )
     .unwrap();
@@ -55,12 +85,14 @@ async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: 
     drop(restore);
     session.finish(false).await.unwrap();
 
-    let removal = of(&results, "endpoints/readiness-removal");
-    assert_eq!(removal.len(), 1, "{results:#?}");
-    assert_eq!(removal[0].status, Status::Fail);
-    assert!(removal[0].message.starts_with("the API never marked the endpoint not ready"), "{:#?}", removal[0]);
-    let cause = &removal[0].diagnosis.as_ref().expect("a diagnosis").likely_cause;
-    assert!(cause.contains("kube-controller-manager"), "{cause}");
+    for check in ["endpoints/readiness-removal", "endpoints/readiness-readd"] {
+        let found = of(&results, check);
+        assert_eq!(found.len(), 1, "{results:#?}");
+        assert_eq!(found[0].status, Status::Fail, "{:#?}", found[0]);
+        assert!(found[0].message.starts_with("the API never marked the endpoint not ready"), "{:#?}", found[0]);
+        let cause = &found[0].diagnosis.as_ref().expect("a diagnosis").likely_cause;
+        assert!(cause.contains("kube-controller-manager"), "{cause}");
+    }
 }
 
 /// A rolling update of 3 agents with surge 1, unavailable 0 and a graceful shutdown drops nothing on a

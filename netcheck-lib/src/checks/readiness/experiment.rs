@@ -8,7 +8,7 @@ use futures::future::join_all;
 use crate::protocol::{
     Action, Attempt, DnsProbe, DnsQuery, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult, PresenceWatch,
 };
-use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
+use crate::runner::manifests::ECHO_HTTP_PORT;
 use crate::runner::{AgentPod, Session, endpoints};
 
 /// Traffic before the switch, so that the victim is seen in rotation first.
@@ -69,7 +69,16 @@ pub(super) struct NodeTimeline {
     pub(super) failure: Option<String>,
 }
 
-pub(super) async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: Limits) -> Experiment {
+/// Switches `victim` to `ready` after [`LEAD`] of traffic and follows it in the API (the echo
+/// Service), in every node's data plane and in the DNS answer for `headless`, a headless Service over
+/// the server agents.
+pub(super) async fn experiment(
+    session: &Session,
+    victim: &AgentPod,
+    ready: bool,
+    limits: Limits,
+    headless: &str,
+) -> Experiment {
     let ns = &session.namespace;
     let deliveries = delivery_estimates(session).await;
     let (attempts, http_interval_ms) = paced(limits.traffic(), limits.interval);
@@ -84,7 +93,7 @@ pub(super) async fn experiment(session: &Session, victim: &AgentPod, ready: bool
         keep_body: false,
         give_up_after: 0,
     };
-    let headless = crate::checks::dns_expect::fqdn(&[HEADLESS_SERVICE, ns, "svc"], &session.options.cluster_domain);
+    let headless = crate::checks::dns_expect::fqdn(&[headless, ns, "svc"], &session.options.cluster_domain);
     let dns = DnsProbe {
         queries: vec![DnsQuery { name: headless, record_type: "A".into(), server: None, tcp: false }],
         attempts: paced(limits.dns_window(), limits.interval).0,

@@ -131,6 +131,16 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
             if !ready && !seen_before {
                 problems.push(format!("{} never answered before the switch: nothing to remove", victim.pod));
             }
+            // A re-add is timed from a removed endpoint: one still answering then makes the time meaningless.
+            let answered_before = ready && seen_before;
+            if answered_before {
+                let last = t.requests.iter().filter(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
+                problems.push(format!(
+                    "{} answered through the ClusterIP at {} ms, before it was switched ready",
+                    victim.pod,
+                    last.map(|(at, _)| *at).max().unwrap_or(0)
+                ));
+            }
             let plane_text = match &plane {
                 DataPlane::At(ms) => format!("{ms} ms"),
                 _ => "never".into(),
@@ -155,7 +165,7 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
                 r = r.measure("dnsTtlS", ttl);
             }
             if status == Status::Fail {
-                let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) {
+                let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) && !answered_before {
                     ("the cluster DNS's view of the endpoints".to_string(), "check the DNS server's watch of the API")
                 } else {
                     (
@@ -218,5 +228,46 @@ mod tests {
         assert_eq!(dns_ms(&cached, true), None, "listed before the switch too: a cached answer times nothing");
         let dropped_then_back = [(-20, Some(false)), (0, None), (20, Some(false)), (40, Some(true))];
         assert_eq!(dns_ms(&dropped_then_back, true), Some(40));
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            interval: std::time::Duration::from_millis(20),
+            sustained: 2,
+            max_api: std::time::Duration::from_secs(4),
+            max_propagation: std::time::Duration::from_secs(2),
+            max_dns_cache: std::time::Duration::from_secs(30),
+        }
+    }
+
+    fn readd_of(requests: Vec<(i64, Option<String>)>) -> Vec<CheckResult> {
+        let victim = AgentPod { pod: "server-1".into(), node: "node-b".into(), ip: "v".into() };
+        let timeline = super::super::experiment::NodeTimeline {
+            requests,
+            dns: vec![(-500, Some(false)), (300, Some(true))],
+            dns_ttl_s: Some(30),
+            ..Default::default()
+        };
+        let e = Experiment {
+            api: Some(std::time::Duration::from_millis(900)),
+            nodes: [("node-a".to_string(), timeline)].into_iter().collect(),
+            error: None,
+        };
+        judge(READD, &victim, &e, limits())
+    }
+
+    #[test]
+    fn a_readd_whose_victim_still_answered_before_the_switch_fails_on_the_data_plane() {
+        let healthy = readd_of(reqs(&[(-400, Some("a")), (-200, Some("a")), (100, Some("v"))]));
+        assert_eq!(healthy[0].status, Status::Pass, "{}", healthy[0].message);
+        let early = readd_of(reqs(&[(-400, Some("v")), (-200, Some("a")), (100, Some("v"))]));
+        assert_eq!(early[0].status, Status::Fail);
+        assert!(
+            early[0].message.contains("server-1 answered through the ClusterIP at -400 ms"),
+            "{}",
+            early[0].message
+        );
+        let cause = &early[0].diagnosis.as_ref().expect("a diagnosis").likely_cause;
+        assert!(cause.contains("kube-proxy") && cause.contains("node-a"), "{cause}");
     }
 }

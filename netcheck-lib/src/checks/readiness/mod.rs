@@ -1,8 +1,8 @@
-//! `endpoints/readiness-removal` and `endpoints/readiness-readd`: one server agent is switched not
-//! ready (then ready again) by order while every client sends steady traffic through the ClusterIP
-//! and asks DNS for the headless Service; three times are measured from the switch, on the runner's
-//! clock: (a) the API lists the endpoint (not) ready, (b) each node's data plane stops (starts)
-//! sending to it, (c) each node's DNS answer drops (regains) it.
+//! `endpoints/readiness-removal` and `endpoints/readiness-readd`: a server agent is switched not
+//! ready (another, already removed, ready again: [`switches`]) by order while every client sends steady
+//! traffic through the ClusterIP and asks DNS for a headless Service; three times are measured from
+//! the switch, on the runner's clock: (a) the API lists the endpoint (not) ready, (b) each node's data
+//! plane stops (starts) sending to it, (c) each node's DNS answer drops (regains) it.
 //!
 //! The data-plane and DNS timelines come from the agents' paced attempts: attempt i starts
 //! `start_ms` after the agent began the order, which the runner places at its send time plus half an
@@ -15,6 +15,7 @@
 
 mod experiment;
 mod judge;
+mod switches;
 mod unready_at_start;
 
 use std::time::Duration;
@@ -23,12 +24,12 @@ use serde::Deserialize;
 
 use super::selected;
 use crate::catalog::{CheckSpec, ParamSpec, int, millis, parses_into};
-use crate::report::{CheckResult, Status, Subject};
+use crate::report::CheckResult;
 use crate::runner::Session;
 use crate::scenario::Scenario;
 
-use experiment::{Limits, experiment};
-use judge::judge;
+use experiment::Limits;
+use switches::{Wanted, removal_and_readd};
 use unready_at_start::unready_at_start;
 
 const REMOVAL: &str = "endpoints/readiness-removal";
@@ -50,8 +51,11 @@ pub(crate) static SPECS: &[CheckSpec] = &[
     CheckSpec {
         id: READD,
         title: "A backend that turns ready again comes back everywhere",
-        description: "The same agent turns ready again: the same three times, until the API lists it ready, it \
-                      answers through the ClusterIP from every node, and the headless DNS answer has it again.",
+        description: "A second server agent, switched not ready first (API, then maxPropagationMs for the data \
+                      plane and DNS), turns ready again: the same three times, until the API lists it ready, it \
+                      answers through the ClusterIP from every node, and the DNS answer of a headless Service created \
+                      for it has it again. It runs beside the removal (on the removal's own agent, after it, when \
+                      there are fewer than three server agents).",
         params: READINESS_PARAMS,
         parse_params: parses_into::<ReadinessParams>,
     },
@@ -93,10 +97,9 @@ struct ReadinessParams {
     max_dns_cache_ms: u64,
 }
 
-/// Runs removal then re-add when either check is selected (re-add needs a removed endpoint, and the
-/// victim must end ready for whatever runs next), and beside them the unready-at-start experiment: its
-/// late pod is not the victim, and each experiment follows only its own pod's address, so neither
-/// disturbs what the other measures while the DNS caches make both wait.
+/// Runs removal and re-add as [`switches`] arranges them, and beside them the unready-at-start
+/// experiment: its late pod is no victim, and each experiment follows only its own pod's address, so
+/// none disturbs what another measures while the DNS caches make them all wait.
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let unready = async {
         match selected(scenario, UNREADY_AT_START) {
@@ -122,18 +125,6 @@ fn limits_of(check: &crate::scenario::SelectedCheck) -> Limits {
 
 async fn switch_back_and_forth(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let Some(check) = selected(scenario, REMOVAL).or_else(|| selected(scenario, READD)) else { return vec![] };
-    let limits = limits_of(check);
-    let Some(victim) = session.agents.servers.first().cloned() else {
-        return vec![CheckResult::new(REMOVAL, Status::Skip, Subject::default(), "no server agent to switch")];
-    };
-    let mut results = Vec::new();
-    let removal = experiment(session, &victim, false, limits).await;
-    if selected(scenario, REMOVAL).is_some() {
-        results.extend(judge(REMOVAL, &victim, &removal, limits));
-    }
-    let readd = experiment(session, &victim, true, limits).await;
-    if selected(scenario, READD).is_some() {
-        results.extend(judge(READD, &victim, &readd, limits));
-    }
-    results
+    let wanted = Wanted { removal: selected(scenario, REMOVAL).is_some(), readd: selected(scenario, READD).is_some() };
+    removal_and_readd(session, wanted, limits_of(check)).await
 }

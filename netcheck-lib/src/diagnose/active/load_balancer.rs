@@ -174,11 +174,23 @@ pub(super) fn judge_load_balancer(
     }
     let mut evidence = Vec::new();
     let answered: Vec<String> = targets.iter().map(|t| t.address.clone()).collect();
-    // Derived from what was judged, not from the evidence: no node to ask is no agreement.
-    let health_judged = health.as_ref().is_some_and(|(expected, _)| !expected.is_empty());
+    // A Local Service's health checks are half of what this step proves: none asked is no pass.
     if health.as_ref().is_some_and(|(expected, _)| expected.is_empty()) {
-        evidence.push("health checks not asked: no Ready node with an address is listed (may nodes be listed?)".into());
+        return Step::new(
+            LOAD_BALANCER,
+            StepStatus::Fail,
+            format!(
+                "{} answers from every node, but no node's health-check node port could be asked: no Ready node \
+                 with an address is listed",
+                answered.join(", ")
+            ),
+        )
+        .with_fix(
+            "check that some node is Ready and lists an InternalIP or ExternalIP (kubectl get nodes -o wide), and that \
+             netcheck may list nodes (`netcheck rbac`)",
+        );
     }
+    let health_judged = health.is_some();
     if let Some((expected, seen)) = health {
         let seen = match seen {
             Ok(seen) => seen,
@@ -285,5 +297,15 @@ mod tests {
         let step = judge_load_balancer(&targets, &dark, None);
         assert_eq!(step.status, StepStatus::Fail);
         assert!(step.evidence[0].contains("node-b"), "{:?}", step.evidence);
+    }
+
+    #[test]
+    fn a_local_service_whose_health_checks_no_node_could_answer_is_no_pass() {
+        let targets =
+            ingress_targets(&["10.250.0.200".parse().unwrap()], &[ServicePort { port: 80, ..Default::default() }]);
+        let connect = observed(&[("node-a", &[("10.250.0.200:80", Seen::Connected)])]);
+        let step = judge_load_balancer(&targets, &connect, Some((&[], Ok(BTreeMap::new()))));
+        assert_eq!(step.status, StepStatus::Fail, "{step:?}");
+        assert!(step.summary.contains("no node's health-check node port could be asked"), "{}", step.summary);
     }
 }
