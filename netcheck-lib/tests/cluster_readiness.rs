@@ -41,11 +41,12 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
     session.finish(false).await.unwrap();
 
     for r in &results {
-        assert!(r.check == "endpoints/rollout" || r.status == Status::Pass, "{r:#?}");
+        // Skip: a node that could host no client agent (none on the testbed).
+        assert!(matches!(r.status, Status::Pass | Status::Skip), "{r:#?}");
     }
     for check in ["endpoints/readiness-removal", "endpoints/readiness-readd", "endpoints/unready-at-start"] {
-        let results = of(&results, check);
-        assert_eq!(results.len(), nodes, "{check}: one result per node");
+        let results: Vec<&CheckResult> = of(&results, check).into_iter().filter(|r| r.status == Status::Pass).collect();
+        assert_eq!(results.len(), nodes, "{check}: one result per node with a client agent");
         for r in results {
             for m in ["apiMs", "dataPlaneMs", "dnsMs", "sampleIntervalMs"] {
                 assert!(r.measurements.get(m).and_then(|v| v.as_u64()).is_some(), "{check} reports {m}: {r:#?}");

@@ -1,7 +1,7 @@
 //! Turning an experiment's observations into results: the API, data-plane and DNS times against their limits.
 
-use super::READD;
 use super::experiment::{Experiment, LEAD, Limits, paced};
+use super::{READD, REMOVAL};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::AgentPod;
 
@@ -50,7 +50,8 @@ fn dns_ms(answers: &[(i64, Option<bool>)], ready: bool) -> Option<u64> {
 }
 
 pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<CheckResult> {
-    let ready = check == READD;
+    // Re-add and unready-at-start both time an endpoint turning ready.
+    let ready = check != REMOVAL;
     let verb = if ready { "ready again" } else { "not ready" };
     let subject = |node: &str| Subject::from_node(node).named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
     if let Some(error) = &e.error {
@@ -132,7 +133,8 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
                 problems.push(format!("{} never answered before the switch: nothing to remove", victim.pod));
             }
             // A re-add is timed from a removed endpoint: one still answering then makes the time meaningless.
-            let answered_before = ready && seen_before;
+            // (Unready-at-start counts such answers itself, as answers while not ready.)
+            let answered_before = check == READD && seen_before;
             if answered_before {
                 let last = t.requests.iter().filter(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
                 problems.push(format!(

@@ -7,10 +7,12 @@
 //! first and followed through a headless Service created for it, whose name no cache has seen, so
 //! its first answer already lacks the victim and the re-add is the one change that name shows.
 
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, PostParams};
 
-use super::experiment::{Limits, experiment};
+use super::experiment::{Experiment, Limits, experiment};
 use super::judge::judge;
 use super::{READD, REMOVAL};
 use crate::protocol::Action;
@@ -28,11 +30,20 @@ pub(super) struct Wanted {
     pub(super) readd: bool,
 }
 
+impl Wanted {
+    fn ids(self) -> impl Iterator<Item = &'static str> {
+        [(self.removal, REMOVAL), (self.readd, READD)].into_iter().filter(|(on, _)| *on).map(|(_, id)| id)
+    }
+}
+
 /// Runs what `wanted` asks: at once on two server agents when there are three or more (one keeps
-/// serving), else one after the other on the only one or two.
+/// serving), else one after the other on the only one or two. Every victim ends ready.
 pub(super) async fn removal_and_readd(session: &Session, wanted: Wanted, limits: Limits) -> Vec<CheckResult> {
     match session.agents.servers.as_slice() {
-        [] => vec![CheckResult::new(REMOVAL, Status::Skip, Subject::default(), "no server agent to switch")],
+        [] => wanted
+            .ids()
+            .map(|id| CheckResult::new(id, Status::Skip, Subject::default(), "no server agent to switch"))
+            .collect(),
         [first, second, _, ..] => {
             let removal = async {
                 if !wanted.removal {
@@ -47,7 +58,9 @@ pub(super) async fn removal_and_readd(session: &Session, wanted: Wanted, limits:
                 if !wanted.readd {
                     return Vec::new();
                 }
-                readd_on_its_own_name(session, second, limits).await
+                let mut results = readd_on_its_own_name(session, second, limits).await;
+                results.extend(make_ready_again(session, second, READD, limits).await);
+                results
             };
             let (mut results, readded) = tokio::join!(removal, readd);
             results.extend(readded);
@@ -64,15 +77,52 @@ async fn one_after_another(session: &Session, victim: &AgentPod, wanted: Wanted,
     if wanted.removal {
         results.extend(judge(REMOVAL, victim, &removal, limits));
     }
+    if let Some(why) = not_removed(victim, &removal, ECHO_SERVICE, limits) {
+        if wanted.readd {
+            results.push(why);
+        }
+        results.extend(make_ready_again(session, victim, READD, limits).await);
+        return results;
+    }
     let readd = experiment(session, victim, true, limits, HEADLESS_SERVICE).await;
     if wanted.readd {
         results.extend(judge(READD, victim, &readd, limits));
     }
+    results.extend(make_ready_again(session, victim, READD, limits).await);
     results
 }
 
-/// Switches `victim` not ready, waits until the API lists it so in the echo Service and in a new
-/// headless Service, and `maxPropagationMs` more for the data plane and DNS, then times its re-add.
+/// The re-add's result when its victim's removal did not happen: nothing to re-add, and why.
+fn not_removed(victim: &AgentPod, removal: &Experiment, service: &str, limits: Limits) -> Option<CheckResult> {
+    let subject = Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    if let Some(error) = &removal.error {
+        return Some(CheckResult::new(READD, Status::Error, subject, format!("{error}; nothing to re-add")));
+    }
+    removal.api.is_none().then(|| never_listed_not_ready(victim, service, limits))
+}
+
+/// The re-add's failure when the API never listed its victim not ready in `service`.
+fn never_listed_not_ready(victim: &AgentPod, service: &str, limits: Limits) -> CheckResult {
+    let mut r = CheckResult::new(
+        READD,
+        Status::Fail,
+        Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
+        format!(
+            "the API never marked the endpoint not ready in service/{service} within {} ms of the readiness switch, \
+             so there was nothing to re-add",
+            (limits.max_api + limits.max_propagation).as_millis()
+        ),
+    );
+    r.diagnosis = Some(Diagnosis {
+        likely_cause: "the endpoints controller (kube-controller-manager) or the kubelet's readiness report".into(),
+        evidence: vec![format!("{} was switched not ready by order; its Endpoints never followed", victim.pod)],
+        next_step: Some("check kube-controller-manager and the kubelet on the pod's node".into()),
+    });
+    r
+}
+
+/// Switches `victim` not ready quietly ([`switch_off_quietly`]) and times its re-add through a new
+/// headless Service, deleted afterwards.
 async fn readd_on_its_own_name(session: &Session, victim: &AgentPod, limits: Limits) -> Vec<CheckResult> {
     let services: Api<Service> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
     let mut manifest = fresh_service(&session.namespace, READD_HEADLESS);
@@ -93,15 +143,16 @@ async fn readd_on_its_own_name(session: &Session, victim: &AgentPod, limits: Lim
     };
     let results = match switch_off_quietly(session, victim, &created, limits).await {
         Ok(()) => judge(READD, victim, &experiment(session, victim, true, limits, &created).await, limits),
-        // Whatever stopped the removal, the agent must not stay switched off for what runs next.
-        Err(r) => std::iter::once(*r).chain(make_ready_again(session, victim, READD, limits).await).collect(),
+        Err(r) => vec![*r],
     };
     services.delete(&created, &DeleteParams::default()).await.ok();
     results
 }
 
-/// The re-add's victim switched not ready, seen so by the API in both Services, and given the
-/// propagation limit to leave the data plane and DNS. Err: the result that says why it was not.
+/// The re-add's victim switched not ready and seen so by the API in both Services, then left until
+/// the removal's own limit for the data plane and DNS (`maxApiMs` + `maxPropagationMs` from the
+/// switch) has passed: an answer from it after that is a failure, not a slow removal. Err: the result
+/// that says why it was not removed.
 async fn switch_off_quietly(
     session: &Session,
     victim: &AgentPod,
@@ -110,47 +161,28 @@ async fn switch_off_quietly(
 ) -> Result<(), Box<CheckResult>> {
     let subject = || Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
     let error = |why: String| Box::new(CheckResult::new(READD, Status::Error, subject(), why));
+    let switched = Instant::now();
     if let Err(e) = session.channel.send(victim, Action::SetReady { ready: false }).await {
         return Err(error(format!("the victim {} did not take the readiness order: {e}", victim.pod)));
     }
     let limit = limits.max_api + limits.max_propagation;
     for service in [ECHO_SERVICE, headless] {
-        match endpoints::watch_until_ready_is(&session.cluster, &session.namespace, service, &victim.ip, false, limit)
+        let left = limit.saturating_sub(switched.elapsed()).max(Duration::from_millis(100));
+        match endpoints::watch_until_ready_is(&session.cluster, &session.namespace, service, &victim.ip, false, left)
             .await
         {
             Ok(Some(_)) => {}
-            Ok(None) => {
-                let mut r = CheckResult::new(
-                    READD,
-                    Status::Fail,
-                    subject(),
-                    format!(
-                        "the API never marked the endpoint not ready in service/{service} within {} ms of the \
-                         readiness switch, so there was nothing to re-add",
-                        limit.as_millis()
-                    ),
-                );
-                r.diagnosis = Some(Diagnosis {
-                    likely_cause: "the endpoints controller (kube-controller-manager) or the kubelet's readiness \
-                                   report"
-                        .into(),
-                    evidence: vec![format!(
-                        "{} was switched not ready by order; its endpoints never followed",
-                        victim.pod
-                    )],
-                    next_step: Some("check kube-controller-manager and the kubelet on the pod's node".into()),
-                });
-                return Err(Box::new(r));
-            }
+            Ok(None) => return Err(Box::new(never_listed_not_ready(victim, service, limits))),
             Err(e) => return Err(error(format!("cannot follow the endpoints of service/{service}: {e}"))),
         }
     }
-    tokio::time::sleep(limits.max_propagation).await;
+    tokio::time::sleep(limit.saturating_sub(switched.elapsed())).await;
     Ok(())
 }
 
-/// Switches a victim ready again, so that whatever runs next has every server agent; an error result
-/// of `check` when the API does not list it ready within the limits.
+/// Switches a victim ready again, so that whatever runs next has every server agent (at once when it
+/// is listed ready already); an error result of `check` when the API does not list it ready within
+/// the limits.
 async fn make_ready_again(session: &Session, victim: &AgentPod, check: &str, limits: Limits) -> Option<CheckResult> {
     let limit = limits.max_api + limits.max_propagation;
     let why = match session.channel.send(victim, Action::SetReady { ready: true }).await {
@@ -176,6 +208,45 @@ async fn make_ready_again(session: &Session, victim: &AgentPod, check: &str, lim
         check,
         Status::Error,
         Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
-        format!("after the experiment, {} {why}; later checks see one backend fewer", victim.pod),
+        format!("after its readiness switches, {} {why}; later checks see one backend fewer", victim.pod),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            interval: Duration::from_millis(20),
+            sustained: 100,
+            max_api: Duration::from_secs(4),
+            max_propagation: Duration::from_secs(2),
+            max_dns_cache: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn a_removal_that_never_happened_leaves_nothing_to_readd() {
+        let victim = AgentPod { pod: "server-0".into(), node: "node-a".into(), ip: "10.244.1.5".into() };
+        let removed = Experiment { api: Some(Duration::from_millis(900)), nodes: BTreeMap::new(), error: None };
+        assert!(not_removed(&victim, &removed, ECHO_SERVICE, limits()).is_none());
+        let stuck = Experiment { api: None, nodes: BTreeMap::new(), error: None };
+        let r = not_removed(&victim, &stuck, ECHO_SERVICE, limits()).expect("a result");
+        assert_eq!((r.check.as_str(), r.status), (READD, Status::Fail));
+        assert!(r.message.contains("service/netcheck-echo within 6000 ms") && r.message.contains("nothing to re-add"));
+        assert!(r.diagnosis.expect("a diagnosis").likely_cause.contains("kube-controller-manager"));
+        let broken = Experiment { api: None, nodes: BTreeMap::new(), error: Some("the victim did not take it".into()) };
+        let r = not_removed(&victim, &broken, ECHO_SERVICE, limits()).expect("a result");
+        assert_eq!(r.status, Status::Error, "no observation is no verdict on the cluster");
+    }
+
+    #[test]
+    fn with_no_server_agent_each_wanted_check_gets_its_own_skip() {
+        let ids: Vec<&str> = Wanted { removal: false, readd: true }.ids().collect();
+        assert_eq!(ids, [READD]);
+        assert_eq!(Wanted { removal: true, readd: true }.ids().count(), 2);
+    }
 }

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::await_condition;
 
+use super::UNREADY_AT_START;
 use super::experiment::{Limits, experiment, paced};
 use super::judge::judge;
-use super::{READD, UNREADY_AT_START};
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
@@ -60,9 +60,8 @@ pub(super) async fn unready_at_start(session: &Session, limits: Limits) -> Vec<C
         .collect();
     let e = experiment(session, &late, true, limits, HEADLESS_SERVICE).await;
     delete_late_pod(session).await;
-    let mut results = judge(READD, &late, &e, limits);
+    let mut results = judge(UNREADY_AT_START, &late, &e, limits);
     for r in &mut results {
-        r.check = UNREADY_AT_START.into();
         let node = r.subject.source_node.clone().unwrap_or_default();
         let unready_answers = match while_unready.get(&node) {
             Some(Ok(n)) => *n,
@@ -148,7 +147,7 @@ mod tests {
 
     #[test]
     fn an_unknown_unready_window_is_an_error_not_a_pass() {
-        let passed = CheckResult::new(READD, Status::Pass, Subject::from_node("node-b"), "API 1 ms");
+        let passed = CheckResult::new(UNREADY_AT_START, Status::Pass, Subject::from_node("node-b"), "API 1 ms");
         let lost = unready_window_lost(&passed, "its traffic order did not come back: timed out");
         assert_eq!(lost.status, Status::Error);
         assert!(lost.message.contains("did not come back: timed out"), "{}", lost.message);
