@@ -102,8 +102,8 @@ pub(crate) static ROUNDS: &[Round] = &[
     Round {
         specs: readiness::SPECS,
         phase: Phase::Experiments,
-        note: "switching a backend's readiness while every node sends traffic (about 20 s, and until the DNS \
-               caches expire: up to 30 s more on CoreDNS)",
+        note: "switching backends' readiness while every node sends traffic (until the DNS caches expire: about \
+               40 s on CoreDNS)",
         run: |session, scenario| Box::pin(readiness::run(session, scenario)),
     },
     Round {
