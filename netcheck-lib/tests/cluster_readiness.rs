@@ -1,5 +1,6 @@
 //! Readiness-driven endpoint removal and re-add against a real cluster: a healthy cluster passes with
-//! all three times per node, and with kube-controller-manager stopped removal and re-add fail at the API.
+//! all three times per node; with kube-controller-manager stopped removal and re-add fail at the API,
+//! and with kube-proxy stopped on one node they fail on that node's data plane only.
 
 mod common;
 
@@ -94,6 +95,45 @@ async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: 
         let cause = &found[0].diagnosis.as_ref().expect("a diagnosis").likely_cause;
         assert!(cause.contains("kube-controller-manager"), "{cause}");
     }
+}
+
+/// With kube-proxy stopped on node-b its rules go stale: node-b's data plane keeps sending to the
+/// removed pod and to the re-add's victim switched off before its re-add, so removal and re-add fail
+/// there, naming kube-proxy on node-b, while node-a passes both; the rollout's new Service never
+/// reaches node-b, which fails the rollout there (not an error), and node-a is not judged.
+#[rstest]
+#[tokio::test]
+async fn stale_kube_proxy_fails_removal_and_readd_on_its_node_only(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let session = common::session(&cluster).await;
+    common::testbed("stop", &["kube-proxy", "node-b"]);
+    let restore = common::Restore(vec![("start", common::args(&["kube-proxy", "node-b"]))]);
+    let ids = ["endpoints/readiness-removal", "endpoints/readiness-readd", "endpoints/rollout"];
+    let scenario = scenario::from_check_ids(&ids.map(String::from)).unwrap();
+    let started = std::time::Instant::now();
+    let results = netcheck::orchestrator::run_checks(&session, &scenario, &NoProgress).await;
+    eprintln!("removal and re-add with kube-proxy stopped on node-b: {:.1} s", started.elapsed().as_secs_f64());
+    drop(restore);
+    session.finish(false).await.unwrap();
+
+    for check in ids {
+        let on = |node: &str| {
+            let found: Vec<&CheckResult> =
+                of(&results, check).into_iter().filter(|r| r.subject.source_node.as_deref() == Some(node)).collect();
+            assert_eq!(found.len(), 1, "{check} on {node}: {results:#?}");
+            found[0].clone()
+        };
+        let (a, b) = (on("node-a"), on("node-b"));
+        // The rollout's new Service is never programmed on node-b, so the rollout does not run at all.
+        let on_a = if check == "endpoints/rollout" { Status::Skip } else { Status::Pass };
+        assert_eq!(a.status, on_a, "{a:#?}");
+        assert_eq!(b.status, Status::Fail, "{b:#?}");
+        let cause = &b.diagnosis.as_ref().expect("a diagnosis").likely_cause;
+        assert!(cause.contains("kube-proxy") && cause.contains("node-b"), "{check}: {cause}");
+    }
+    let readd = of(&results, "endpoints/readiness-readd");
+    let on_b = readd.iter().find(|r| r.subject.source_node.as_deref() == Some("node-b")).unwrap();
+    assert!(on_b.message.contains("before it was switched ready"), "the victim still answered on node-b: {on_b:#?}");
 }
 
 /// A rolling update of 3 agents with surge 1, unavailable 0 and a graceful shutdown drops nothing on a

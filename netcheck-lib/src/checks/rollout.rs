@@ -69,7 +69,8 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     delete_objects(session).await;
     let (rollout_ms, per_node) = match outcome {
         Ok(o) => o,
-        Err(e) => return vec![CheckResult::new(ROLLOUT, Status::Error, subject(), e)],
+        Err(NotRun::Error(e)) => return vec![CheckResult::new(ROLLOUT, Status::Error, subject(), e)],
+        Err(NotRun::Unserved { served, unserved, target }) => return unserved_results(&served, &unserved, &target),
     };
     per_node
         .into_iter()
@@ -130,11 +131,61 @@ fn missing_chunks(chunks: &Chunks) -> Option<String> {
     None
 }
 
+/// Why the rollout did not run.
+#[derive(Debug)]
+enum NotRun {
+    /// What netcheck could not do or observe: no verdict on the cluster.
+    Error(String),
+    /// The new Service never reached every ready pod from some nodes: their data plane is the finding.
+    Unserved { served: Vec<String>, unserved: Vec<String>, target: String },
+}
+
+impl From<String> for NotRun {
+    fn from(e: String) -> Self {
+        NotRun::Error(e)
+    }
+}
+
+impl From<&str> for NotRun {
+    fn from(e: &str) -> Self {
+        NotRun::Error(e.to_string())
+    }
+}
+
+/// The results when some nodes never reached every rollout pod, which the API listed ready, through the
+/// new Service: a failure on each such node's service proxy; the others are not judged (the rollout
+/// did not run), never passed.
+fn unserved_results(served: &[String], unserved: &[String], target: &str) -> Vec<CheckResult> {
+    let subject = |node: &str| Subject::from_node(node).named(format!("deployment/{ROLLOUT_SERVICE}"));
+    let failed = unserved.iter().map(|node| {
+        let mut r = CheckResult::new(
+            ROLLOUT,
+            Status::Fail,
+            subject(node),
+            format!(
+                "{node} never reached every rollout pod through {target}, although the API listed them ready: the \
+                 rollout was not run"
+            ),
+        );
+        r.diagnosis = Some(Diagnosis {
+            likely_cause: format!("the service proxy (kube-proxy) on {node} did not program the new Service"),
+            evidence: vec![format!("{target} from {node}: not every ready pod answered within the settle timeout")],
+            next_step: Some("check kube-proxy's logs and that it runs on that node".into()),
+        });
+        r
+    });
+    let skipped = served.iter().map(|node| {
+        let why = format!("not run: {} never reached every rollout pod", unserved.join(", "));
+        CheckResult::new(ROLLOUT, Status::Skip, subject(node), why)
+    });
+    failed.chain(skipped).collect()
+}
+
 async fn experiment(
     session: &Session,
     interval: Duration,
     limit: Duration,
-) -> Result<(u64, BTreeMap<String, Chunks>), String> {
+) -> Result<(u64, BTreeMap<String, Chunks>), NotRun> {
     let client = &session.cluster.client;
     let ns = &session.namespace;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -191,7 +242,7 @@ async fn experiment(
 
 /// Waits until the API lists every rollout pod and every client has seen each answer through the
 /// Service, so that a new Service's programming is not counted as rollout loss.
-async fn served_everywhere(session: &Session, target: &str) -> Result<(), String> {
+async fn served_everywhere(session: &Session, target: &str) -> Result<(), NotRun> {
     let pods: Api<Pod> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
     let lp = ListParams::default().labels(&format!("{}=rollout", manifests::COMPONENT_LABEL));
     let list = pods.list(&lp).await.map_err(|e| format!("cannot list the rollout pods: {e}"))?;
@@ -202,10 +253,15 @@ async fn served_everywhere(session: &Session, target: &str) -> Result<(), String
         .map_err(|e| e.to_string())?;
     let converged =
         settle::data_plane_converged(&session.channel, &session.agents, &[(target.to_string(), true)], &ips).await;
-    match converged.iter().find(|(_, t)| t.is_none()) {
-        Some((node, _)) => Err(format!("{node} never reached every rollout pod through {target} before the rollout")),
-        None => Ok(()),
+    let (served, unserved): (Vec<_>, Vec<_>) = converged.into_iter().partition(|(_, t)| t.is_some());
+    if unserved.is_empty() {
+        return Ok(());
     }
+    Err(NotRun::Unserved {
+        served: served.into_iter().map(|(node, _)| node).collect(),
+        unserved: unserved.into_iter().map(|(node, _)| node).collect(),
+        target: target.to_string(),
+    })
 }
 
 async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(String, Result<Vec<Attempt>, String>)> {
@@ -304,6 +360,18 @@ mod tests {
             Outcome::Refused
         };
         Attempt { target: "t".into(), start_ms, elapsed_us: 1000, retries: 0, outcome }
+    }
+
+    #[test]
+    fn a_node_that_never_reached_the_new_service_fails_and_the_others_are_not_passed() {
+        let results = unserved_results(&["node-a".into()], &["node-b".into()], "10.96.8.82:80");
+        let b = results.iter().find(|r| r.subject.source_node.as_deref() == Some("node-b")).unwrap();
+        assert_eq!(b.status, Status::Fail);
+        assert!(b.diagnosis.as_ref().unwrap().likely_cause.contains("kube-proxy) on node-b"), "{b:?}");
+        let a = results.iter().find(|r| r.subject.source_node.as_deref() == Some("node-a")).unwrap();
+        assert_eq!(a.status, Status::Skip, "the rollout did not run: nothing passed on node-a");
+        assert!(a.message.contains("node-b"), "{}", a.message);
+        assert_eq!(results.len(), 2);
     }
 
     #[test]
