@@ -361,8 +361,15 @@ pub fn rollout_objects(ns: &str, replicas: i32, template: &AgentTemplate) -> (De
     (deployment, service)
 }
 
+/// How long a Deployment's agent keeps serving, not ready, after SIGTERM: the time every node's data
+/// plane has to drop it before it stops. 2 s was too short for a loaded two-core testbed (a CI
+/// rehearsal saw node-b's kube-proxy still send to a leaving pod after it), and applications are
+/// advised a preStop delay of several seconds for the same reason.
+pub const SHUTDOWN_DELAY_MS: u64 = 4_000;
+
 /// Agents as a Deployment labelled `component`, spread over nodes, shutting down gracefully (not
-/// ready, still serving, for 2 s after SIGTERM, so that endpoints drop them before they stop).
+/// ready, still serving, for [`SHUTDOWN_DELAY_MS`] after SIGTERM, so that endpoints drop them before
+/// they stop).
 pub(crate) fn agent_deployment(
     ns: &str,
     name: &str,
@@ -371,8 +378,14 @@ pub(crate) fn agent_deployment(
     template: &AgentTemplate,
 ) -> Deployment {
     let selector = BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]);
-    let delay = EnvVar { name: "NETCHECK_SHUTDOWN_DELAY_MS".into(), value: Some("2000".into()), ..Default::default() };
+    let delay = EnvVar {
+        name: "NETCHECK_SHUTDOWN_DELAY_MS".into(),
+        value: Some(SHUTDOWN_DELAY_MS.to_string()),
+        ..Default::default()
+    };
     let mut spec = agent_pod_spec(template, vec![delay]);
+    // The kubelet's SIGKILL must not cut the delay short.
+    spec.termination_grace_period_seconds = Some((SHUTDOWN_DELAY_MS / 1000) as i64 + 5);
     spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
         max_skew: 1,
         topology_key: "kubernetes.io/hostname".into(),
