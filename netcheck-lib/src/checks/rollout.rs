@@ -21,7 +21,8 @@ use crate::catalog::{CheckSpec, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{self, ECHO_HTTP_PORT, ROLLOUT_SERVICE};
-use crate::runner::{Session, services, settle};
+use crate::runner::settle::{self, NodeSettle};
+use crate::runner::{Session, services};
 use crate::scenario::Scenario;
 
 const ROLLOUT: &str = "endpoints/rollout";
@@ -70,6 +71,7 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let (rollout_ms, per_node) = match outcome {
         Ok(o) => o,
         Err(NotRun::Error(e)) => return vec![CheckResult::new(ROLLOUT, Status::Error, subject(), e)],
+        Err(NotRun::NotListed { ready, want }) => return vec![unlisted_result(ready, want)],
         Err(NotRun::Unserved { served, unserved, target }) => return unserved_results(&served, &unserved, &target),
     };
     per_node
@@ -136,20 +138,36 @@ fn missing_chunks(chunks: &Chunks) -> Option<String> {
 enum NotRun {
     /// What netcheck could not do or observe: no verdict on the cluster.
     Error(String),
+    /// The API never listed every available rollout pod ready in the Service's endpoints: the endpoints
+    /// controller is the finding.
+    NotListed { ready: usize, want: usize },
     /// The new Service never reached every ready pod from some nodes: their data plane is the finding.
     Unserved { served: Vec<String>, unserved: Vec<String>, target: String },
 }
 
-impl From<String> for NotRun {
-    fn from(e: String) -> Self {
-        NotRun::Error(e)
-    }
-}
-
-impl From<&str> for NotRun {
-    fn from(e: &str) -> Self {
-        NotRun::Error(e.to_string())
-    }
+/// The result when the endpoints never listed every available rollout pod ready: the rollout was not run.
+fn unlisted_result(ready: usize, want: usize) -> CheckResult {
+    let subject = Subject::default().named(format!("deployment/{ROLLOUT_SERVICE}"));
+    let mut r = CheckResult::new(
+        ROLLOUT,
+        Status::Fail,
+        subject,
+        format!(
+            "the endpoints of service/{ROLLOUT_SERVICE} listed {ready} of {want} available pods ready within {} s: the \
+             rollout was not run",
+            settle::SETTLE_TIMEOUT.as_secs()
+        ),
+    );
+    r.diagnosis = Some(Diagnosis {
+        likely_cause: "the endpoints controller (kube-controller-manager) did not list the Deployment's ready pods"
+            .into(),
+        evidence: vec![format!(
+            "deployment/{ROLLOUT_SERVICE} reported {want} pods available; its Service's EndpointSlices listed {ready} \
+             of them ready"
+        )],
+        next_step: Some("check kube-controller-manager's logs and that it runs".into()),
+    });
+    r
 }
 
 /// The results when some nodes never reached every rollout pod, which the API listed ready, through the
@@ -169,7 +187,10 @@ fn unserved_results(served: &[String], unserved: &[String], target: &str) -> Vec
         );
         r.diagnosis = Some(Diagnosis {
             likely_cause: format!("the service proxy (kube-proxy) on {node} did not program the new Service"),
-            evidence: vec![format!("{target} from {node}: not every ready pod answered within the settle timeout")],
+            evidence: vec![format!(
+                "{target} from {node}: not every pod the endpoints listed ready answered within {} s",
+                settle::SETTLE_TIMEOUT.as_secs()
+            )],
             next_step: Some("check kube-proxy's logs and that it runs on that node".into()),
         });
         r
@@ -192,13 +213,20 @@ async fn experiment(
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let (deployment, service) = manifests::rollout_objects(ns, REPLICAS, &session.template);
     let pp = PostParams::default();
-    deployments.create(&pp, &deployment).await.map_err(|e| format!("cannot create the rollout Deployment: {e}"))?;
-    let svc = services.create(&pp, &service).await.map_err(|e| format!("cannot create the rollout Service: {e}"))?;
-    let cluster_ip = services::cluster_ip(&svc).ok_or("the rollout Service has no ClusterIP")?;
+    deployments
+        .create(&pp, &deployment)
+        .await
+        .map_err(|e| NotRun::Error(format!("cannot create the rollout Deployment: {e}")))?;
+    let svc = services
+        .create(&pp, &service)
+        .await
+        .map_err(|e| NotRun::Error(format!("cannot create the rollout Service: {e}")))?;
+    let cluster_ip =
+        services::cluster_ip(&svc).ok_or_else(|| NotRun::Error("the rollout Service has no ClusterIP".into()))?;
     let target = format!("{cluster_ip}:{ECHO_HTTP_PORT}");
     wait_complete(&deployments, limit)
         .await
-        .map_err(|e| format!("the rollout Deployment never became available: {e}"))?;
+        .map_err(|e| NotRun::Error(format!("the rollout Deployment never became available: {e}")))?;
     served_everywhere(session, &target).await?;
 
     let rolling = async {
@@ -235,33 +263,56 @@ async fn experiment(
         r
     };
     let (rollout_ms, per_node) = tokio::join!(rolled, traffic);
-    let rollout_ms = rollout_ms?;
+    let rollout_ms = rollout_ms.map_err(NotRun::Error)?;
     // The lead chunk(s) before the update count too: a pod must also be served steadily before it.
     Ok((rollout_ms, per_node))
 }
 
-/// Waits until the API lists every rollout pod and every client has seen each answer through the
+/// Waits until the API lists every rollout pod ready and every client has seen each answer through the
 /// Service, so that a new Service's programming is not counted as rollout loss.
 async fn served_everywhere(session: &Session, target: &str) -> Result<(), NotRun> {
     let pods: Api<Pod> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
     let lp = ListParams::default().labels(&format!("{}=rollout", manifests::COMPONENT_LABEL));
-    let list = pods.list(&lp).await.map_err(|e| format!("cannot list the rollout pods: {e}"))?;
+    let list = pods.list(&lp).await.map_err(|e| NotRun::Error(format!("cannot list the rollout pods: {e}")))?;
     let ips: Vec<String> = list.items.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).collect();
+    if ips.len() != REPLICAS as usize {
+        return Err(NotRun::Error(format!(
+            "the API lists {} rollout pods with an IP, not {REPLICAS}, although the Deployment is available",
+            ips.len()
+        )));
+    }
     let ips: BTreeSet<&str> = ips.iter().map(String::as_str).collect();
-    settle::api_lists_ready(&session.cluster, &session.namespace, ROLLOUT_SERVICE, &ips)
+    let listed = settle::api_lists_ready(&session.cluster, &session.namespace, ROLLOUT_SERVICE, &ips)
         .await
-        .map_err(|e| e.to_string())?;
-    let converged =
-        settle::data_plane_converged(&session.channel, &session.agents, &[(target.to_string(), true)], &ips).await;
-    let (served, unserved): (Vec<_>, Vec<_>) = converged.into_iter().partition(|(_, t)| t.is_some());
+        .map_err(|e| NotRun::Error(e.to_string()))?;
+    if !settle::lists_all_ready(&listed, &ips) {
+        let ready = listed.iter().filter(|e| e.ready && ips.contains(e.ip.as_str())).count();
+        return Err(NotRun::NotListed { ready, want: ips.len() });
+    }
+    let converged = settle::data_plane_converged(
+        &session.channel,
+        &session.agents,
+        &[(target.to_string(), true)],
+        &ips,
+        settle::GiveUp::AtTimeout,
+    )
+    .await;
+    let (mut served, mut unserved) = (Vec::new(), Vec::new());
+    for (node, how) in converged {
+        match how {
+            NodeSettle::Converged(_) => served.push(node),
+            NodeSettle::NotConverged => unserved.push(node),
+            NodeSettle::OrderFailed(why) => {
+                return Err(NotRun::Error(format!(
+                    "the agent on {node} brought no answer back while the new Service was being programmed: {why}"
+                )));
+            }
+        }
+    }
     if unserved.is_empty() {
         return Ok(());
     }
-    Err(NotRun::Unserved {
-        served: served.into_iter().map(|(node, _)| node).collect(),
-        unserved: unserved.into_iter().map(|(node, _)| node).collect(),
-        target: target.to_string(),
-    })
+    Err(NotRun::Unserved { served, unserved, target: target.to_string() })
 }
 
 async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(String, Result<Vec<Attempt>, String>)> {
@@ -372,6 +423,15 @@ mod tests {
         assert_eq!(a.status, Status::Skip, "the rollout did not run: nothing passed on node-a");
         assert!(a.message.contains("node-b"), "{}", a.message);
         assert_eq!(results.len(), 2);
+    }
+
+    #[test]
+    fn endpoints_that_never_list_the_pods_ready_fail_on_the_endpoints_controller() {
+        let r = unlisted_result(1, 3);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.subject.source_node, None, "no node's data plane is blamed");
+        assert!(r.message.contains("listed 1 of 3 available pods ready"), "{}", r.message);
+        assert!(r.diagnosis.unwrap().likely_cause.contains("kube-controller-manager"));
     }
 
     #[test]

@@ -180,9 +180,9 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
                 }
                 if selected(scenario, ALL_BACKENDS).is_some() {
                     let result = all_backends(subject.clone(), &r.attempts, expected, &session.agents.servers);
-                    let result = match session.settled.data_plane.get(&round.node) {
-                        Some(Some(t)) => result.measure("convergenceMs", t.as_millis() as u64),
-                        _ => result,
+                    let result = match session.settled.data_plane.get(&round.node).and_then(|s| s.converged_in()) {
+                        Some(t) => result.measure("convergenceMs", t.as_millis() as u64),
+                        None => result,
                     };
                     results.push(capped_by_partial(result, r));
                 }

@@ -171,13 +171,16 @@ impl Session {
             } else {
                 progress.phase("settle");
                 let settled = settle::wait(cluster, &channel, &ns, &agents).await?;
-                let unsettled: Vec<&str> =
-                    settled.data_plane.iter().filter(|(_, t)| t.is_none()).map(|(n, _)| n.as_str()).collect();
-                if !unsettled.is_empty() {
-                    progress.note(&format!(
-                        "not every backend answered through the run's Services from {}; the checks report it",
-                        unsettled.join(", ")
-                    ));
+                for (node, how) in &settled.data_plane {
+                    match how {
+                        settle::NodeSettle::Converged(_) => {}
+                        settle::NodeSettle::NotConverged => progress.note(&format!(
+                            "not every backend answered through the run's Services from {node}; the checks report it"
+                        )),
+                        settle::NodeSettle::OrderFailed(why) => progress.note(&format!(
+                            "the agent on {node} brought no answer back while settling ({why}); the checks report it"
+                        )),
+                    }
                 }
                 settled
             };

@@ -35,9 +35,40 @@ const SERVED: &[(&str, bool)] =
 pub struct Settled {
     /// The echo Service's endpoints once every Ready server agent was listed (or the timeout passed).
     pub echo_endpoints: Vec<EndpointAddress>,
-    /// Per client node: time from the start of the data-plane wait until every Service answered from
-    /// every ready endpoint; None when that did not happen within [`SETTLE_TIMEOUT`].
-    pub data_plane: BTreeMap<String, Option<Duration>>,
+    /// Per client node: how its data plane settled.
+    pub data_plane: BTreeMap<String, NodeSettle>,
+}
+
+/// How one client node's data plane settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeSettle {
+    /// Every target answered from every ready endpoint this long after the wait started.
+    Converged(Duration),
+    /// Some target never answered from every ready endpoint: a finding about the node's data plane.
+    NotConverged,
+    /// An order to the node's agent brought nothing back, so nothing is known of its data plane.
+    OrderFailed(String),
+}
+
+impl NodeSettle {
+    /// The time to converge, when the node converged.
+    pub fn converged_in(&self) -> Option<Duration> {
+        match self {
+            NodeSettle::Converged(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+/// When [`data_plane_converged`] stops waiting for a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GiveUp {
+    /// [`SILENT_GRACE`] after another node converged, when this one is silent or stalled: the checks
+    /// that follow judge the node, so the session need not wait the whole timeout for it.
+    EarlyAfterOthers,
+    /// Only at [`SETTLE_TIMEOUT`]: the caller's verdict is this wait itself, so a slow but working
+    /// service proxy must have the whole time.
+    AtTimeout,
 }
 
 /// Waits for the API, then for every node's data plane. A node that does not converge is recorded,
@@ -54,7 +85,7 @@ pub async fn wait(cluster: &Cluster, channel: &Channel, ns: &str, agents: &Agent
         }
         targets.push((format!("{ip}:{ECHO_HTTP_PORT}"), *all_backends));
     }
-    let data_plane = data_plane_converged(channel, agents, &targets, &servers).await;
+    let data_plane = data_plane_converged(channel, agents, &targets, &servers, GiveUp::EarlyAfterOthers).await;
     Ok(Settled { echo_endpoints, data_plane })
 }
 
@@ -81,7 +112,8 @@ pub(crate) async fn api_lists_ready(
     }
 }
 
-fn lists_all_ready(eps: &[EndpointAddress], servers: &BTreeSet<&str>) -> bool {
+/// Whether every address in `servers` is listed, and listed ready.
+pub(crate) fn lists_all_ready(eps: &[EndpointAddress], servers: &BTreeSet<&str>) -> bool {
     let ready: BTreeSet<&str> = eps.iter().filter(|e| e.ready).map(|e| e.ip.as_str()).collect();
     servers.iter().all(|s| ready.contains(s))
 }
@@ -93,7 +125,8 @@ pub(crate) async fn data_plane_converged(
     agents: &Agents,
     targets: &[(String, bool)],
     servers: &BTreeSet<&str>,
-) -> BTreeMap<String, Option<Duration>> {
+    give_up: GiveUp,
+) -> BTreeMap<String, NodeSettle> {
     let start = tokio::time::Instant::now();
     // When the first node converged, in ms from `start` (0: none yet).
     let first_converged = std::sync::atomic::AtomicU64::new(0);
@@ -108,8 +141,8 @@ pub(crate) async fn data_plane_converged(
                 at => Some(start.elapsed().saturating_sub(Duration::from_millis(at))),
             };
             let stalled_for = start.elapsed().saturating_sub(last_progress);
-            if stop_waiting(!seen.is_empty(), stalled_for, since_first) {
-                return (node.clone(), None);
+            if stop_waiting(give_up, !seen.is_empty(), stalled_for, since_first) {
+                return (node.clone(), NodeSettle::NotConverged);
             }
             let probe = HttpProbe {
                 targets: targets.iter().map(|(t, _)| t.clone()).collect(),
@@ -122,8 +155,9 @@ pub(crate) async fn data_plane_converged(
                 keep_body: false,
                 give_up_after: 0,
             };
-            let Ok(r) = channel.send(agent, Action::Http(probe)).await else {
-                return (node.clone(), None);
+            let r = match channel.send(agent, Action::Http(probe)).await {
+                Ok(r) => r,
+                Err(e) => return (node.clone(), NodeSettle::OrderFailed(e.to_string())),
             };
             for a in &r.attempts {
                 if let (Some(id), Some((t, _))) = (a.outcome.identity(), targets.iter().find(|(t, _)| *t == a.target))
@@ -140,20 +174,28 @@ pub(crate) async fn data_plane_converged(
                     std::sync::atomic::Ordering::SeqCst,
                     std::sync::atomic::Ordering::SeqCst,
                 );
-                return (node.clone(), Some(start.elapsed()));
+                return (node.clone(), NodeSettle::Converged(start.elapsed()));
             }
         }
-        (node.clone(), None)
+        (node.clone(), NodeSettle::NotConverged)
     });
     join_all(per_node).await.into_iter().collect()
 }
 
-/// Whether to stop waiting for a node, once another node converged at least [`SILENT_GRACE`] ago: when
-/// it has had no answer at all, or has seen no new backend for [`SILENT_GRACE`] either (some backends
-/// answer it, others never do: a path into another node). A node still making progress is waited for
-/// up to the cap (it may be slow).
-fn stop_waiting(any_answer: bool, stalled_for: Duration, since_another_converged: Option<Duration>) -> bool {
-    since_another_converged.is_some_and(|d| d >= SILENT_GRACE) && (!any_answer || stalled_for >= SILENT_GRACE)
+/// Whether to stop waiting for a node before [`SETTLE_TIMEOUT`]: never with [`GiveUp::AtTimeout`];
+/// otherwise once another node converged at least [`SILENT_GRACE`] ago, when this one has had no answer
+/// at all, or has seen no new backend for [`SILENT_GRACE`] either (some backends answer it, others
+/// never do: a path into another node). A node still making progress is waited for up to the cap (it
+/// may be slow).
+fn stop_waiting(
+    give_up: GiveUp,
+    any_answer: bool,
+    stalled_for: Duration,
+    since_another_converged: Option<Duration>,
+) -> bool {
+    give_up == GiveUp::EarlyAfterOthers
+        && since_another_converged.is_some_and(|d| d >= SILENT_GRACE)
+        && (!any_answer || stalled_for >= SILENT_GRACE)
 }
 
 fn converged(targets: &[(String, bool)], servers: &BTreeSet<&str>, seen: &BTreeMap<&str, BTreeSet<String>>) -> bool {
@@ -200,10 +242,18 @@ mod tests {
     #[test]
     fn a_silent_or_stalled_node_is_given_up_only_after_another_converged_and_a_grace() {
         let (zero, one, ten) = (Duration::ZERO, Duration::from_secs(1), Duration::from_secs(10));
-        assert!(!stop_waiting(false, ten, None), "nobody converged: wait");
-        assert!(!stop_waiting(false, ten, Some(one)), "within the grace");
-        assert!(stop_waiting(false, zero, Some(SILENT_GRACE)), "silent");
-        assert!(!stop_waiting(true, one, Some(ten)), "some answers, and a new backend lately: maybe slow");
-        assert!(stop_waiting(true, SILENT_GRACE, Some(ten)), "some backends answer, the rest never do");
+        let early = GiveUp::EarlyAfterOthers;
+        assert!(!stop_waiting(early, false, ten, None), "nobody converged: wait");
+        assert!(!stop_waiting(early, false, ten, Some(one)), "within the grace");
+        assert!(stop_waiting(early, false, zero, Some(SILENT_GRACE)), "silent");
+        assert!(!stop_waiting(early, true, one, Some(ten)), "some answers, and a new backend lately: maybe slow");
+        assert!(stop_waiting(early, true, SILENT_GRACE, Some(ten)), "some backends answer, the rest never do");
+    }
+
+    #[test]
+    fn a_verdict_on_the_wait_itself_waits_the_whole_timeout() {
+        let ten = Duration::from_secs(10);
+        assert!(!stop_waiting(GiveUp::AtTimeout, false, ten, Some(ten)), "silent, but may be slow");
+        assert!(!stop_waiting(GiveUp::AtTimeout, true, ten, Some(ten)), "stalled, but may be slow");
     }
 }

@@ -1,7 +1,7 @@
 //! Turning an experiment's observations into results: the API, data-plane and DNS times against their limits.
 
 use super::experiment::{Experiment, LEAD, Limits, paced};
-use super::{READD, REMOVAL};
+use super::{READD, REMOVAL, victim_subject};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::AgentPod;
 
@@ -53,14 +53,9 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
     // Re-add and unready-at-start both time an endpoint turning ready.
     let ready = check != REMOVAL;
     let verb = if ready { "ready again" } else { "not ready" };
-    let subject = |node: &str| Subject::from_node(node).named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    let subject = |node: &str| Subject { source_node: Some(node.to_string()), ..victim_subject(victim) };
     if let Some(error) = &e.error {
-        return vec![CheckResult::new(
-            check,
-            Status::Error,
-            Subject::default().named(format!("pod/{}", victim.pod)),
-            error.clone(),
-        )];
+        return vec![CheckResult::new(check, Status::Error, victim_subject(victim), error.clone())];
     }
     let Some(api) = e.api else {
         let cause = if ready {
@@ -71,7 +66,7 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
         let mut r = CheckResult::new(
             check,
             Status::Fail,
-            Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
+            victim_subject(victim),
             format!(
                 "{cause} within {} ms of the readiness switch",
                 (limits.max_api + limits.max_propagation).as_millis()

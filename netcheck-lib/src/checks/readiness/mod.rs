@@ -24,7 +24,8 @@ use serde::Deserialize;
 
 use super::selected;
 use crate::catalog::{CheckSpec, ParamSpec, int, millis, parses_into};
-use crate::report::CheckResult;
+use crate::report::{CheckResult, Subject};
+use crate::runner::AgentPod;
 use crate::runner::Session;
 use crate::scenario::Scenario;
 
@@ -127,4 +128,9 @@ async fn switch_back_and_forth(session: &Session, scenario: &Scenario) -> Vec<Ch
     let Some(check) = selected(scenario, REMOVAL).or_else(|| selected(scenario, READD)) else { return vec![] };
     let wanted = Wanted { removal: selected(scenario, REMOVAL).is_some(), readd: selected(scenario, READD).is_some() };
     removal_and_readd(session, wanted, limits_of(check)).await
+}
+
+/// What a result about a switched agent names: `pod/NAME` at its IP.
+fn victim_subject(victim: &AgentPod) -> Subject {
+    Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone())
 }

@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 
 use super::experiment::{Experiment, Limits, experiment};
 use super::judge::judge;
-use super::{READD, REMOVAL};
+use super::{READD, REMOVAL, victim_subject};
 use crate::protocol::Action;
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::manifests::{ECHO_SERVICE, HEADLESS_SERVICE, fresh_service};
@@ -94,7 +94,7 @@ async fn one_after_another(session: &Session, victim: &AgentPod, wanted: Wanted,
 
 /// The re-add's result when its victim's removal did not happen: nothing to re-add, and why.
 fn not_removed(victim: &AgentPod, removal: &Experiment, service: &str, limits: Limits) -> Option<CheckResult> {
-    let subject = Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    let subject = victim_subject(victim);
     if let Some(error) = &removal.error {
         return Some(CheckResult::new(READD, Status::Error, subject, format!("{error}; nothing to re-add")));
     }
@@ -106,7 +106,7 @@ fn never_listed_not_ready(victim: &AgentPod, service: &str, limits: Limits) -> C
     let mut r = CheckResult::new(
         READD,
         Status::Fail,
-        Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
+        victim_subject(victim),
         format!(
             "the API never marked the endpoint not ready in service/{service} within {} ms of the readiness switch, \
              so there was nothing to re-add",
@@ -129,7 +129,7 @@ async fn readd_on_its_own_name(session: &Session, victim: &AgentPod, limits: Lim
     if let Some(spec) = manifest.spec.as_mut() {
         spec.cluster_ip = Some("None".into());
     }
-    let subject = || Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    let subject = || victim_subject(victim);
     let created = match services.create(&PostParams::default(), &manifest).await {
         Ok(created) => created.metadata.name.unwrap_or_default(),
         Err(e) => {
@@ -159,7 +159,7 @@ async fn switch_off_quietly(
     headless: &str,
     limits: Limits,
 ) -> Result<(), Box<CheckResult>> {
-    let subject = || Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone());
+    let subject = || victim_subject(victim);
     let error = |why: String| Box::new(CheckResult::new(READD, Status::Error, subject(), why));
     let switched = Instant::now();
     if let Err(e) = session.channel.send(victim, Action::SetReady { ready: false }).await {
@@ -207,7 +207,7 @@ async fn make_ready_again(session: &Session, victim: &AgentPod, check: &str, lim
     Some(CheckResult::new(
         check,
         Status::Error,
-        Subject::default().named(format!("pod/{}", victim.pod)).at(victim.ip.clone()),
+        victim_subject(victim),
         format!("after its readiness switches, {} {why}; later checks see one backend fewer", victim.pod),
     ))
 }
