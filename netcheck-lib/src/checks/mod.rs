@@ -102,8 +102,7 @@ pub(crate) static ROUNDS: &[Round] = &[
     Round {
         specs: readiness::SPECS,
         phase: Phase::Experiments,
-        note: "switching backends' readiness while every node sends traffic (until the DNS caches expire: about \
-               40 s on CoreDNS)",
+        note: "switching backends' readiness while every node sends traffic and asks DNS (about 15 s)",
         run: |session, scenario| Box::pin(readiness::run(session, scenario)),
     },
     Round {

@@ -1,14 +1,14 @@
-//! One readiness experiment: paced traffic and DNS around a switch, the API watch, timelines on the runner's clock.
+//! One readiness experiment: paced traffic around a switch, the API watch, DNS through fresh names once
+//! the API shows the switch, timelines on the runner's clock.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
-use crate::protocol::{
-    Action, Attempt, DnsProbe, DnsQuery, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult, PresenceWatch,
-};
-use crate::runner::manifests::ECHO_HTTP_PORT;
+use super::fresh_names::{FollowTimes, FreshNames};
+use crate::protocol::{Action, Attempt, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult};
+use crate::runner::manifests::{ECHO_HTTP_PORT, ECHO_SERVICE};
 use crate::runner::{AgentPod, Session, endpoints};
 
 /// Traffic before the switch, so that the victim is seen in rotation first.
@@ -21,7 +21,6 @@ pub(super) struct Limits {
     pub(super) sustained: usize,
     pub(super) max_api: Duration,
     pub(super) max_propagation: Duration,
-    pub(super) max_dns_cache: Duration,
 }
 
 impl Limits {
@@ -31,9 +30,9 @@ impl Limits {
         LEAD + self.max_api + self.max_propagation + self.interval * self.sustained as u32 + Duration::from_millis(500)
     }
 
-    /// How long the clients may ask DNS: the traffic plus the longest a cache may hold the old answer.
-    pub(super) fn dns_window(&self) -> Duration {
-        self.traffic() + self.max_dns_cache
+    /// The limit for the data plane and DNS, from the switch.
+    pub(super) fn propagation(&self) -> Duration {
+        self.max_api + self.max_propagation
     }
 }
 
@@ -57,29 +56,34 @@ pub(super) struct Experiment {
     pub(super) error: Option<String>,
 }
 
+/// (time from the switch in ms; whether the answer had the victim, None when it showed neither).
+pub(super) type DnsTimeline = Vec<(i64, Option<bool>)>;
+
 #[derive(Default)]
 pub(super) struct NodeTimeline {
     /// (time from the switch, in ms — negative before it; the answering pod IP or None on failure).
     pub(super) requests: Vec<(i64, Option<String>)>,
-    /// (time from the switch in ms; whether the headless answer contained the victim's IP).
-    pub(super) dns: Vec<(i64, Option<bool>)>,
-    /// The largest TTL the node's DNS answers carried, in seconds.
-    pub(super) dns_ttl_s: Option<u32>,
+    /// (time from the switch in ms; whether a fresh name's answer contained the victim's IP), from the
+    /// moment the API showed the switch on.
+    pub(super) dns: DnsTimeline,
     pub(super) delivery_ms: u64,
     pub(super) failure: Option<String>,
 }
 
 /// Switches `victim` to `ready` after [`LEAD`] of traffic and follows it in the API (the echo
-/// Service), in every node's data plane and in the DNS answer for `headless`, a headless Service over
-/// the server agents.
-pub(super) async fn experiment(
-    session: &Session,
-    victim: &AgentPod,
-    ready: bool,
-    limits: Limits,
-    headless: &str,
-) -> Experiment {
-    let ns = &session.namespace;
+/// Service), in every node's data plane and in DNS, through names made for this experiment
+/// ([`FreshNames`]) and deleted after it.
+pub(super) async fn experiment(session: &Session, victim: &AgentPod, ready: bool, limits: Limits) -> Experiment {
+    let names = match FreshNames::create(session, &victim.ip, !ready, limits.propagation()).await {
+        Ok(names) => names,
+        Err(e) => return Experiment { api: None, nodes: BTreeMap::new(), error: Some(e) },
+    };
+    let e = observe(session, victim, ready, limits, &names).await;
+    names.delete(session).await;
+    e
+}
+
+async fn observe(session: &Session, victim: &AgentPod, ready: bool, limits: Limits, names: &FreshNames) -> Experiment {
     let deliveries = delivery_estimates(session).await;
     let (attempts, http_interval_ms) = paced(limits.traffic(), limits.interval);
     let http = HttpProbe {
@@ -93,70 +97,55 @@ pub(super) async fn experiment(
         keep_body: false,
         give_up_after: 0,
     };
-    let headless = crate::checks::dns_expect::fqdn(&[headless, ns, "svc"], &session.options.cluster_domain);
-    let dns = DnsProbe {
-        queries: vec![DnsQuery { name: headless, record_type: "A".into(), server: None, tcp: false }],
-        attempts: paced(limits.dns_window(), limits.interval).0,
-        timeout_ms: 1000,
-        interval_ms: paced(limits.dns_window(), limits.interval).1,
-        until_answered_ms: None,
-        until_presence: Some(PresenceWatch {
-            record: victim.ip.clone(),
-            present: ready,
-            sustained: limits.sustained as u32,
-        }),
-    };
-    // The DNS sends of a query go one after another: when they time out, the schedule slips, and the
-    // agent stops at the window's end (plus a timeout or two) with what it saw.
-    let dns_deadline = limits.dns_window() + Duration::from_secs(3);
     let traffic = session.agents.clients.iter().map(|(node, agent)| {
-        let (http, dns) = (http.clone(), dns.clone());
+        let http = http.clone();
         async move {
             let sent = Instant::now();
-            let (h, d) = tokio::join!(
-                session.channel.send(agent, Action::Http(http)),
-                session.channel.send_within(agent, Action::Dns(dns), dns_deadline),
-            );
-            (node.clone(), sent, h, d)
+            (node.clone(), sent, session.channel.send(agent, Action::Http(http)).await)
         }
     });
     let switch = async {
         tokio::time::sleep(LEAD).await;
         let at = Instant::now();
         if let Err(e) = session.channel.send(victim, Action::SetReady { ready }).await {
-            return (at, Err(format!("the victim {} did not take the readiness order: {e}", victim.pod)));
+            return Err(format!("the victim {} did not take the readiness order: {e}", victim.pod));
         }
         let seen = endpoints::watch_until_ready_is(
             &session.cluster,
-            ns,
-            crate::runner::manifests::ECHO_SERVICE,
+            &session.namespace,
+            ECHO_SERVICE,
             &victim.ip,
             ready,
-            limits.max_api + limits.max_propagation,
+            limits.propagation(),
         )
-        .await;
-        match seen {
-            Ok(seen) => (at, Ok(seen.map(|t| t.duration_since(at)))),
-            Err(e) => (at, Err(format!("cannot follow the endpoints of the echo Service: {e}"))),
-        }
+        .await
+        .map_err(|e| format!("cannot follow the endpoints of the echo Service: {e}"))?;
+        let Some(api_seen) = seen else { return Ok((at, None, BTreeMap::new())) };
+        let dns = session.agents.clients.iter().map(|(node, agent)| {
+            let delivery_ms = deliveries.get(node).copied().unwrap_or(0);
+            let times = FollowTimes { switched: at, api_seen, delivery_ms };
+            async move { (node.clone(), names.follow(session, agent, &victim.ip, ready, times).await) }
+        });
+        let dns: BTreeMap<String, Result<DnsTimeline, String>> = join_all(dns).await.into_iter().collect();
+        Ok((at, Some(api_seen.duration_since(at)), dns))
     };
-    let (sends, (switched_at, api)) = tokio::join!(join_all(traffic), switch);
-    let api = match api {
-        Ok(api) => api,
+    let (sends, switched) = tokio::join!(join_all(traffic), switch);
+    let (switched_at, api, mut dns) = match switched {
+        Ok(switched) => switched,
         Err(e) => return Experiment { api: None, nodes: BTreeMap::new(), error: Some(e) },
     };
     let mut nodes = BTreeMap::new();
-    for (node, sent, h, d) in sends {
+    for (node, sent, h) in sends {
         let delivery_ms = deliveries.get(&node).copied().unwrap_or(0);
         let base = |a: &Attempt| signed_ms(sent, switched_at) + delivery_ms as i64 + a.start_ms as i64;
         let mut t = NodeTimeline { delivery_ms, ..Default::default() };
-        match (h, d) {
+        match (h, dns.remove(&node).unwrap_or(Ok(Vec::new()))) {
             (Ok(h), Ok(d)) => {
                 t.requests = timeline(&h, |a| a.outcome.identity().map(|i| i.pod_ip.clone()), base);
-                t.dns = timeline(&d, |a| a.outcome.records().map(|r| r.contains(&victim.ip)), base);
-                t.dns_ttl_s = d.attempts.iter().filter_map(|a| a.outcome.ttl_s()).max();
+                t.dns = d;
             }
-            (Err(e), _) | (_, Err(e)) => t.failure = Some(e.to_string()),
+            (Err(e), _) => t.failure = Some(e.to_string()),
+            (_, Err(e)) => t.failure = Some(e),
         }
         nodes.insert(node, t);
     }
@@ -170,7 +159,7 @@ fn timeline<T>(r: &OrderResult, value: impl Fn(&Attempt) -> T, at: impl Fn(&Atte
 }
 
 /// Milliseconds from `b` to `a`, negative when `a` is earlier.
-fn signed_ms(a: Instant, b: Instant) -> i64 {
+pub(super) fn signed_ms(a: Instant, b: Instant) -> i64 {
     if a >= b { a.duration_since(b).as_millis() as i64 } else { -(b.duration_since(a).as_millis() as i64) }
 }
 

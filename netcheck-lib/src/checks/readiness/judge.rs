@@ -1,6 +1,7 @@
 //! Turning an experiment's observations into results: the API, data-plane and DNS times against their limits.
 
-use super::experiment::{Experiment, LEAD, Limits, paced};
+use super::experiment::{Experiment, Limits, paced};
+use super::fresh_names::{ASK_AFTER_API_MS, CONFIRMATIONS};
 use super::{READD, REMOVAL, victim_subject};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
 use crate::runner::AgentPod;
@@ -32,21 +33,17 @@ enum DataPlane {
     NotSustained { answered_since: usize, last_victim_ms: Option<i64> },
 }
 
-/// Removal: ms until every later DNS answer lacked the victim; re-add: until the first that had it,
-/// after one that lacked it (an answer that never lacked it was cached from before: it times nothing).
+/// Removal: ms from the switch until the DNS answers lacked the victim for good; re-add: until they
+/// had it for good. Each answer is from a name first asked then ([`super::fresh_names`]); for good
+/// means the last [`CONFIRMATIONS`] answers or more, which end the timeline, agree. A failed query
+/// proves nothing either way: only answers count.
 fn dns_ms(answers: &[(i64, Option<bool>)], ready: bool) -> Option<u64> {
-    // A failed query proves nothing either way: only answers count.
-    let after: Vec<&(i64, Option<bool>)> = answers.iter().filter(|(t, has)| *t >= 0 && has.is_some()).collect();
-    if ready {
-        let first_without = answers.iter().position(|(_, has)| *has == Some(false))?;
-        return answers[first_without..].iter().find(|(t, has)| *t >= 0 && *has == Some(true)).map(|(t, _)| *t as u64);
+    let answered: Vec<(i64, bool)> = answers.iter().filter_map(|(t, has)| Some((*t, (*has)?))).collect();
+    let run = answered.iter().rev().take_while(|(_, has)| *has == ready).count();
+    if run < CONFIRMATIONS {
+        return None;
     }
-    let last_with = after.iter().rposition(|(_, has)| *has == Some(true));
-    let next = match last_with {
-        None => after.first(),
-        Some(i) => after.get(i + 1),
-    };
-    next.map(|(t, _)| *t as u64)
+    answered.get(answered.len() - run).map(|(t, _)| (*t).max(0) as u64)
 }
 
 pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limits) -> Vec<CheckResult> {
@@ -80,7 +77,7 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
         return vec![r];
     };
     let api_ms = api.as_millis() as u64;
-    let limit_ms = (limits.max_api + limits.max_propagation).as_millis() as u64;
+    let limit_ms = limits.propagation().as_millis() as u64;
     e.nodes
         .iter()
         .map(|(node, t)| {
@@ -89,9 +86,6 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
             }
             let plane = data_plane_ms(&t.requests, &victim.ip, ready, limits.sustained);
             let dns = dns_ms(&t.dns, ready);
-            // A cache may keep the answer from before the switch for up to its TTL.
-            let dns_limit_ms = limit_ms + u64::from(t.dns_ttl_s.unwrap_or(0)) * 1000;
-            let listed_throughout = ready && !t.dns.is_empty() && t.dns.iter().all(|(_, has)| *has != Some(false));
             let failed = t.requests.iter().filter(|(_, ip)| ip.is_none()).count();
             let seen_before = t.requests.iter().any(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
             let mut problems = Vec::new();
@@ -109,19 +103,16 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
                     limits.sustained
                 )),
             }
-            let ttl_note = t.dns_ttl_s.map_or(String::new(), |s| format!(", the answers' TTL {s} s included"));
             match dns {
-                Some(ms) if ms <= dns_limit_ms => {}
-                Some(ms) => problems.push(format!("DNS took {ms} ms (limit {dns_limit_ms} ms{ttl_note})")),
-                None if listed_throughout => problems.push(
-                    "the headless DNS answer listed it throughout, also before it was switched ready: DNS never \
-                     showed its removal"
-                        .into(),
-                ),
+                Some(ms) if ms <= limit_ms => {}
+                Some(ms) => problems.push(format!("DNS took {ms} ms (limit {limit_ms} ms)")),
                 None => problems.push(format!(
-                    "the headless DNS answer never {} within {} ms{ttl_note}",
-                    if ready { "regained it" } else { "dropped it" },
-                    limits.dns_window().saturating_sub(LEAD).as_millis()
+                    "DNS answers for {} names first asked up to {} ms after the API showed the switch never {} for \
+                     good ({} answers in a row)",
+                    t.dns.len(),
+                    ASK_AFTER_API_MS[ASK_AFTER_API_MS.len() - 1],
+                    if ready { "had it" } else { "lacked it" },
+                    CONFIRMATIONS
                 )),
             }
             if !ready && !seen_before {
@@ -157,9 +148,6 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
             }
             if let Some(ms) = dns {
                 r = r.measure("dnsMs", ms);
-            }
-            if let Some(ttl) = t.dns_ttl_s {
-                r = r.measure("dnsTtlS", ttl);
             }
             if status == Status::Fail {
                 let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) && !answered_before {
@@ -213,18 +201,17 @@ mod tests {
     }
 
     #[test]
-    fn dns_times_follow_the_last_and_first_answers() {
-        let answers = vec![(-10, Some(true)), (0, Some(true)), (20, None), (40, Some(false)), (60, Some(false))];
-        assert_eq!(dns_ms(&answers, false), Some(40), "a failed query is not proof that it dropped");
-        assert_eq!(dns_ms(&[(0, Some(true)), (20, Some(false)), (40, None)], false), Some(20));
-        let flapped = [(0, Some(false)), (20, Some(true)), (40, Some(false))];
-        assert_eq!(dns_ms(&flapped, false), Some(40), "dropped for good at 40");
-        assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], false), None, "came back: not dropped");
-        assert_eq!(dns_ms(&[(0, Some(false)), (20, Some(true))], true), Some(20));
-        let cached = [(-20, Some(true)), (0, Some(true)), (20, Some(true))];
-        assert_eq!(dns_ms(&cached, true), None, "listed before the switch too: a cached answer times nothing");
-        let dropped_then_back = [(-20, Some(false)), (0, None), (20, Some(false)), (40, Some(true))];
-        assert_eq!(dns_ms(&dropped_then_back, true), Some(40));
+    fn dns_times_the_first_of_the_agreeing_answers_that_end_the_timeline() {
+        let dropped = [(100, Some(true)), (250, None), (400, Some(false)), (550, Some(false))];
+        assert_eq!(dns_ms(&dropped, false), Some(400), "a failed query is not proof either way");
+        let one = [(100, Some(true)), (250, Some(false))];
+        assert_eq!(dns_ms(&one, false), None, "one answer shows one replica: not for good");
+        let flapped = [(100, Some(false)), (200, Some(true)), (300, Some(false)), (400, Some(false))];
+        assert_eq!(dns_ms(&flapped, false), Some(300), "dropped for good at 300");
+        assert_eq!(dns_ms(&[(100, Some(false)), (200, Some(false)), (300, Some(true))], false), None, "came back");
+        assert_eq!(dns_ms(&[(120, Some(true)), (230, Some(true))], true), Some(120), "re-add: the first of them");
+        assert_eq!(dns_ms(&[], true), None, "no answer is no evidence");
+        assert_eq!(dns_ms(&[(100, None), (200, None)], true), None, "timeouts are no evidence");
     }
 
     fn limits() -> Limits {
@@ -233,7 +220,6 @@ mod tests {
             sustained: 2,
             max_api: std::time::Duration::from_secs(4),
             max_propagation: std::time::Duration::from_secs(2),
-            max_dns_cache: std::time::Duration::from_secs(30),
         }
     }
 
@@ -241,8 +227,7 @@ mod tests {
         let victim = AgentPod { pod: "server-1".into(), node: "node-b".into(), ip: "v".into() };
         let timeline = super::super::experiment::NodeTimeline {
             requests,
-            dns: vec![(-500, Some(false)), (300, Some(true))],
-            dns_ttl_s: Some(30),
+            dns: vec![(300, Some(true)), (420, Some(true))],
             ..Default::default()
         };
         let e = Experiment {

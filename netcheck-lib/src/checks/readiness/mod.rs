@@ -1,19 +1,19 @@
 //! `endpoints/readiness-removal` and `endpoints/readiness-readd`: a server agent is switched not
 //! ready (another, already removed, ready again: [`switches`]) by order while every client sends steady
-//! traffic through the ClusterIP and asks DNS for a headless Service; three times are measured from
-//! the switch, on the runner's clock: (a) the API lists the endpoint (not) ready, (b) each node's data
-//! plane stops (starts) sending to it, (c) each node's DNS answer drops (regains) it.
+//! traffic through the ClusterIP; three times are measured from the switch, on the runner's clock:
+//! (a) the API lists the endpoint (not) ready, (b) each node's data plane stops (starts) sending to
+//! it, (c) each node's DNS answers drop (regain) it.
 //!
-//! The data-plane and DNS timelines come from the agents' paced attempts: attempt i starts
-//! `start_ms` after the agent began the order, which the runner places at its send time plus half an
-//! order round trip (measured just before). The resolution is the sample interval plus that estimate.
+//! The data-plane and DNS timelines come from the agents' attempts: attempt i starts `start_ms` after
+//! the agent began the order, which the runner places at its send time plus half an order round trip
+//! (measured just before). The resolution is the sample interval plus that estimate.
 //!
-//! A DNS cache may serve the answer it had before the switch until that answer's TTL runs out
-//! (CoreDNS's `cache 30` with `ttl 30` on kubeadm, kind and AKS), so (c) is allowed the largest TTL the
-//! node was answered with on top of the propagation limit, and the DNS queries go on until the change
-//! shows for `sustainedRequests` answers in a row or `maxDnsCacheMs` more has passed.
+//! (c) is asked through names no DNS cache has seen ([`fresh_names`]), first asked once the API shows
+//! the switch: it times the DNS server following the API, not a cache's TTL running out (up to 30 s
+//! on kubeadm, kind and AKS, which is configuration and would make every run wait for it).
 
 mod experiment;
+mod fresh_names;
 mod judge;
 mod switches;
 mod unready_at_start;
@@ -43,9 +43,9 @@ pub(crate) static SPECS: &[CheckSpec] = &[
         id: REMOVAL,
         title: "A backend that turns not ready leaves the API, every node's data plane and DNS",
         description: "One server agent's readiness probe starts failing by order while every client sends paced \
-                      requests through the ClusterIP and asks DNS for the headless Service. Measures, from the switch \
-                      and per node: (a) the API lists the endpoint not ready, (b) the node's data plane stops sending \
-                      to it for at least sustainedRequests answered requests, (c) the headless DNS answer drops it.",
+                      requests through the ClusterIP. Measures, from the switch and per node: (a) the API lists the \
+                      endpoint not ready, (b) the node's data plane stops sending to it for at least sustainedRequests \
+                      answered requests, (c) DNS answers for headless names first asked after (a) drop it.",
         params: READINESS_PARAMS,
         parse_params: parses_into::<ReadinessParams>,
     },
@@ -54,8 +54,8 @@ pub(crate) static SPECS: &[CheckSpec] = &[
         title: "A backend that turns ready again comes back everywhere",
         description: "A second server agent, switched not ready first (API, then maxPropagationMs for the data \
                       plane and DNS), turns ready again: the same three times, until the API lists it ready, it \
-                      answers through the ClusterIP from every node, and the DNS answer of a headless Service created \
-                      for it has it again. It runs beside the removal (on the removal's own agent, after it, when \
+                      answers through the ClusterIP from every node, and DNS answers for headless names first asked \
+                      after the API listed it have it again. It runs beside the removal (on the removal's own agent, after it, when \
                       there are fewer than three server agents).",
         params: READINESS_PARAMS,
         parse_params: parses_into::<ReadinessParams>,
@@ -77,14 +77,6 @@ const READINESS_PARAMS: &[ParamSpec] = &[
     int("sustainedRequests", 1, 10_000, 100, "Answered requests in a row without the removed pod that prove removal."),
     millis("maxApiMs", 100, 120_000, 4_000, "Limit for (a), from the switch (kubelet probe period 1 s included)."),
     millis("maxPropagationMs", 10, 120_000, 2_000, "Further limit for (b) and (c) beyond maxApiMs."),
-    millis(
-        "maxDnsCacheMs",
-        0,
-        300_000,
-        30_000,
-        "How long the cluster DNS may keep serving a cached answer: (c) may take the answer's TTL longer than \
-         (b), up to this (CoreDNS as kubeadm, kind and AKS configure it: ttl 30, cache 30).",
-    ),
 ];
 
 /// The readiness experiments' parameters, as [`READINESS_PARAMS`] names them.
@@ -95,12 +87,11 @@ struct ReadinessParams {
     sustained_requests: usize,
     max_api_ms: u64,
     max_propagation_ms: u64,
-    max_dns_cache_ms: u64,
 }
 
 /// Runs removal and re-add as [`switches`] arranges them, and beside them the unready-at-start
 /// experiment: its late pod is no victim, and each experiment follows only its own pod's address, so
-/// none disturbs what another measures while the DNS caches make them all wait.
+/// none disturbs what another measures.
 pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
     let unready = async {
         match selected(scenario, UNREADY_AT_START) {
@@ -120,7 +111,6 @@ fn limits_of(check: &crate::scenario::SelectedCheck) -> Limits {
         sustained: p.sustained_requests,
         max_api: Duration::from_millis(p.max_api_ms),
         max_propagation: Duration::from_millis(p.max_propagation_ms),
-        max_dns_cache: Duration::from_millis(p.max_dns_cache_ms),
     }
 }
 

@@ -1,27 +1,19 @@
 //! Removal and re-add: which server agents are switched, in what order, and how each ends ready.
 //!
-//! A DNS cache holds an answer for its TTL (30 s on CoreDNS as kubeadm, kind and AKS configure it),
-//! so one name can show one change per TTL. Re-adding the removal's own victim would wait for the
-//! removal to show in DNS first, and then for a second TTL. With three or more server agents the two
-//! experiments run at once on two agents instead: the re-add's victim is switched not ready quietly
-//! first and followed through a headless Service created for it, whose name no cache has seen, so
-//! its first answer already lacks the victim and the re-add is the one change that name shows.
+//! Re-add needs a removed endpoint. With three or more server agents the two experiments run at once
+//! on two agents (one keeps serving): the re-add's victim is switched not ready quietly first and left
+//! out of every data plane for the removal's own limit, then re-added. With fewer, the removal's
+//! victim is re-added after it.
 
-use std::time::{Duration, Instant};
-
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, PostParams};
+use std::time::Instant;
 
 use super::experiment::{Experiment, Limits, experiment};
 use super::judge::judge;
 use super::{READD, REMOVAL, victim_subject};
 use crate::protocol::Action;
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
-use crate::runner::manifests::{ECHO_SERVICE, HEADLESS_SERVICE, fresh_service};
+use crate::runner::manifests::ECHO_SERVICE;
 use crate::runner::{AgentPod, Session, endpoints};
-
-/// Name prefix of the headless Service the re-add is followed through in DNS.
-const READD_HEADLESS: &str = "netcheck-readd-";
 
 /// Which of the two checks to answer.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +41,7 @@ pub(super) async fn removal_and_readd(session: &Session, wanted: Wanted, limits:
                 if !wanted.removal {
                     return Vec::new();
                 }
-                let e = experiment(session, first, false, limits, HEADLESS_SERVICE).await;
+                let e = experiment(session, first, false, limits).await;
                 let mut results = judge(REMOVAL, first, &e, limits);
                 results.extend(make_ready_again(session, first, REMOVAL, limits).await);
                 results
@@ -58,7 +50,10 @@ pub(super) async fn removal_and_readd(session: &Session, wanted: Wanted, limits:
                 if !wanted.readd {
                     return Vec::new();
                 }
-                let mut results = readd_on_its_own_name(session, second, limits).await;
+                let mut results = match switch_off_quietly(session, second, limits).await {
+                    Ok(()) => judge(READD, second, &experiment(session, second, true, limits).await, limits),
+                    Err(r) => vec![*r],
+                };
                 results.extend(make_ready_again(session, second, READD, limits).await);
                 results
             };
@@ -73,7 +68,7 @@ pub(super) async fn removal_and_readd(session: &Session, wanted: Wanted, limits:
 /// Removal, then re-add of the same agent: re-add needs a removed endpoint, and the victim ends ready.
 async fn one_after_another(session: &Session, victim: &AgentPod, wanted: Wanted, limits: Limits) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    let removal = experiment(session, victim, false, limits, HEADLESS_SERVICE).await;
+    let removal = experiment(session, victim, false, limits).await;
     if wanted.removal {
         results.extend(judge(REMOVAL, victim, &removal, limits));
     }
@@ -84,7 +79,7 @@ async fn one_after_another(session: &Session, victim: &AgentPod, wanted: Wanted,
         results.extend(make_ready_again(session, victim, READD, limits).await);
         return results;
     }
-    let readd = experiment(session, victim, true, limits, HEADLESS_SERVICE).await;
+    let readd = experiment(session, victim, true, limits).await;
     if wanted.readd {
         results.extend(judge(READD, victim, &readd, limits));
     }
@@ -121,60 +116,24 @@ fn never_listed_not_ready(victim: &AgentPod, service: &str, limits: Limits) -> C
     r
 }
 
-/// Switches `victim` not ready quietly ([`switch_off_quietly`]) and times its re-add through a new
-/// headless Service, deleted afterwards.
-async fn readd_on_its_own_name(session: &Session, victim: &AgentPod, limits: Limits) -> Vec<CheckResult> {
-    let services: Api<Service> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
-    let mut manifest = fresh_service(&session.namespace, READD_HEADLESS);
-    if let Some(spec) = manifest.spec.as_mut() {
-        spec.cluster_ip = Some("None".into());
-    }
-    let subject = || victim_subject(victim);
-    let created = match services.create(&PostParams::default(), &manifest).await {
-        Ok(created) => created.metadata.name.unwrap_or_default(),
-        Err(e) => {
-            return vec![CheckResult::new(
-                READD,
-                Status::Error,
-                subject(),
-                format!("cannot create its headless Service: {e}"),
-            )];
-        }
-    };
-    let results = match switch_off_quietly(session, victim, &created, limits).await {
-        Ok(()) => judge(READD, victim, &experiment(session, victim, true, limits, &created).await, limits),
-        Err(r) => vec![*r],
-    };
-    services.delete(&created, &DeleteParams::default()).await.ok();
-    results
-}
-
-/// The re-add's victim switched not ready and seen so by the API in both Services, then left until
+/// The re-add's victim switched not ready and seen so by the API in the echo Service, then left until
 /// the removal's own limit for the data plane and DNS (`maxApiMs` + `maxPropagationMs` from the
 /// switch) has passed: an answer from it after that is a failure, not a slow removal. Err: the result
 /// that says why it was not removed.
-async fn switch_off_quietly(
-    session: &Session,
-    victim: &AgentPod,
-    headless: &str,
-    limits: Limits,
-) -> Result<(), Box<CheckResult>> {
+async fn switch_off_quietly(session: &Session, victim: &AgentPod, limits: Limits) -> Result<(), Box<CheckResult>> {
     let subject = || victim_subject(victim);
     let error = |why: String| Box::new(CheckResult::new(READD, Status::Error, subject(), why));
     let switched = Instant::now();
     if let Err(e) = session.channel.send(victim, Action::SetReady { ready: false }).await {
         return Err(error(format!("the victim {} did not take the readiness order: {e}", victim.pod)));
     }
-    let limit = limits.max_api + limits.max_propagation;
-    for service in [ECHO_SERVICE, headless] {
-        let left = limit.saturating_sub(switched.elapsed()).max(Duration::from_millis(100));
-        match endpoints::watch_until_ready_is(&session.cluster, &session.namespace, service, &victim.ip, false, left)
-            .await
-        {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(Box::new(never_listed_not_ready(victim, service, limits))),
-            Err(e) => return Err(error(format!("cannot follow the endpoints of service/{service}: {e}"))),
-        }
+    let limit = limits.propagation();
+    match endpoints::watch_until_ready_is(&session.cluster, &session.namespace, ECHO_SERVICE, &victim.ip, false, limit)
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(Box::new(never_listed_not_ready(victim, ECHO_SERVICE, limits))),
+        Err(e) => return Err(error(format!("cannot follow the endpoints of service/{ECHO_SERVICE}: {e}"))),
     }
     tokio::time::sleep(limit.saturating_sub(switched.elapsed())).await;
     Ok(())
@@ -215,6 +174,7 @@ async fn make_ready_again(session: &Session, victim: &AgentPod, check: &str, lim
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     use super::*;
 
@@ -224,7 +184,6 @@ mod tests {
             sustained: 100,
             max_api: Duration::from_secs(4),
             max_propagation: Duration::from_secs(2),
-            max_dns_cache: Duration::from_secs(30),
         }
     }
 

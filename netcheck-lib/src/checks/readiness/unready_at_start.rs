@@ -13,7 +13,7 @@ use super::experiment::{Limits, experiment, paced};
 use super::judge::judge;
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
-use crate::runner::manifests::{ECHO_HTTP_PORT, HEADLESS_SERVICE};
+use crate::runner::manifests::ECHO_HTTP_PORT;
 use crate::runner::{AgentPod, Session};
 
 /// The pod of `endpoints/unready-at-start`.
@@ -58,7 +58,7 @@ pub(super) async fn unready_at_start(session: &Session, limits: Limits) -> Vec<C
         .await
         .into_iter()
         .collect();
-    let e = experiment(session, &late, true, limits, HEADLESS_SERVICE).await;
+    let e = experiment(session, &late, true, limits).await;
     delete_late_pod(session).await;
     let mut results = judge(UNREADY_AT_START, &late, &e, limits);
     for r in &mut results {
