@@ -16,8 +16,8 @@ fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
     results.iter().filter(|r| r.check == check).collect()
 }
 
-/// Removal and re-add run on two server agents at once: both end ready, and the headless Service
-/// created to follow the re-add in DNS is gone.
+/// Removal and re-add run on two server agents at once: both end ready, and the headless Services
+/// created to follow the switches in DNS are gone.
 #[rstest]
 #[tokio::test]
 async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Option<Cluster>) {
@@ -27,7 +27,7 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
         netcheck::orchestrator::run_checks(&session, &scenario::load("readiness").unwrap(), &NoProgress).await;
     let echo = endpoints::of_service(&cluster, &session.namespace, ECHO_SERVICE).await.unwrap();
     let services: kube::Api<Service> = kube::Api::namespaced(cluster.client.clone(), &session.namespace);
-    let readd_services: Vec<String> = services
+    let fresh_services: Vec<String> = services
         .list(&Default::default())
         .await
         .unwrap()
@@ -35,7 +35,7 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
         .into_iter()
         .filter(|s| s.metadata.deletion_timestamp.is_none())
         .filter_map(|s| s.metadata.name)
-        .filter(|n| n.starts_with("netcheck-readd-"))
+        .filter(|n| n.starts_with("netcheck-fresh-"))
         .collect();
     let servers: Vec<String> = session.agents.servers.iter().map(|s| s.ip.clone()).collect();
     let nodes = session.agents.clients.len();
@@ -66,7 +66,7 @@ async fn healthy_cluster_removes_and_readds_within_limits(#[future] cluster: Opt
     for ip in &servers {
         assert!(echo.iter().any(|a| &a.ip == ip && a.ready), "server {ip} ends ready: {echo:?}");
     }
-    assert!(readd_services.is_empty(), "the re-add's headless Service is deleted: {readd_services:?}");
+    assert!(fresh_services.is_empty(), "the experiments' headless Services are deleted: {fresh_services:?}");
 }
 
 /// With the endpoints controller stopped, the switched pods stay listed ready: the removal fails and
@@ -94,6 +94,67 @@ async fn stopped_controller_manager_fails_removal_at_the_api(#[future] cluster: 
         assert!(found[0].message.starts_with("the API never marked the endpoint not ready"), "{:#?}", found[0]);
         let cause = &found[0].diagnosis.as_ref().expect("a diagnosis").likely_cause;
         assert!(cause.contains("kube-controller-manager"), "{cause}");
+    }
+}
+
+fn removal_only() -> Scenario {
+    Scenario::from_yaml(
+        "apiVersion: netcheck.dev/v1\nkind: Scenario\nmetadata: {name: dns-path}\nspec:\n  checks:\n    - id: endpoints/readiness-removal\n      params: {sustainedRequests: 20}\n",
+        "dns-path.yaml",
+    )
+    .unwrap()
+}
+
+/// DNS queries from node-b silently dropped (timeouts) after the session started: the removal fails on
+/// node-b only, placed on node-b's path to the cluster DNS, with its data plane measured; node-a passes.
+#[rstest]
+#[tokio::test]
+async fn dns_dropped_on_one_node_fails_the_removal_there_only(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let session = common::session(&cluster).await;
+    let restore = common::drop_packets("node-b", "10.96.0.10", "udp", "53");
+    let started = std::time::Instant::now();
+    let results = netcheck::orchestrator::run_checks(&session, &removal_only(), &NoProgress).await;
+    eprintln!("removal with DNS dropped on node-b: {:.1} s", started.elapsed().as_secs_f64());
+    drop(restore);
+    session.finish(false).await.unwrap();
+
+    let on = |node: &str| {
+        let found = of(&results, "endpoints/readiness-removal");
+        let found: Vec<&&CheckResult> =
+            found.iter().filter(|r| r.subject.source_node.as_deref() == Some(node)).collect();
+        assert_eq!(found.len(), 1, "{node}: {results:#?}");
+        (*found[0]).clone()
+    };
+    let (a, b) = (on("node-a"), on("node-b"));
+    assert_eq!(a.status, Status::Pass, "{a:#?}");
+    assert_eq!(b.status, Status::Fail, "{b:#?}");
+    assert!(b.message.contains("was answered with records"), "{b:#?}");
+    assert!(b.measurements.contains_key("dataPlaneMs"), "the data plane is still measured: {b:#?}");
+    let cause = &b.diagnosis.as_ref().expect("a diagnosis").likely_cause;
+    assert!(cause.contains("path from node-b to the cluster DNS"), "{cause}");
+}
+
+/// CoreDNS scaled to zero after the session started (its Service refuses): the removal fails on every
+/// node, each placed on the path to the cluster DNS or the DNS server, never an error.
+#[rstest]
+#[tokio::test]
+async fn stopped_dns_fails_the_removal_on_every_node(#[future] cluster: Option<Cluster>) {
+    let Some(cluster) = cluster.await else { return };
+    let session = common::session(&cluster).await;
+    common::testbed("stop", &["dns"]);
+    let restore = common::Restore(vec![("start", common::args(&["dns"]))]);
+    let results = netcheck::orchestrator::run_checks(&session, &removal_only(), &NoProgress).await;
+    drop(restore);
+    let nodes = session.agents.clients.len();
+    session.finish(false).await.unwrap();
+
+    let found = of(&results, "endpoints/readiness-removal");
+    assert_eq!(found.len(), nodes, "{results:#?}");
+    for r in found {
+        assert_eq!(r.status, Status::Fail, "{r:#?}");
+        let cause = &r.diagnosis.as_ref().expect("a diagnosis").likely_cause;
+        assert!(cause.contains("the cluster DNS") && cause.contains("DNS server"), "{cause}");
     }
 }
 

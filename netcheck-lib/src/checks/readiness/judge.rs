@@ -86,6 +86,7 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
             }
             let plane = data_plane_ms(&t.requests, &victim.ip, ready, limits.sustained);
             let dns = dns_ms(&t.dns, ready);
+            let unanswered = t.dns.iter().all(|(_, has)| has.is_none());
             let failed = t.requests.iter().filter(|(_, ip)| ip.is_none()).count();
             let seen_before = t.requests.iter().any(|(at, ip)| *at < 0 && ip.as_deref() == Some(victim.ip.as_str()));
             let mut problems = Vec::new();
@@ -106,6 +107,11 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
             match dns {
                 Some(ms) if ms <= limit_ms => {}
                 Some(ms) => problems.push(format!("DNS took {ms} ms (limit {limit_ms} ms)")),
+                None if unanswered => problems.push(format!(
+                    "none of the {} DNS queries, each for a name first asked after the API showed the switch, was \
+                     answered with records",
+                    t.dns.len()
+                )),
                 None => problems.push(format!(
                     "DNS answers for {} names first asked up to {} ms after the API showed the switch never {} for \
                      good ({} answers in a row)",
@@ -150,7 +156,13 @@ pub(super) fn judge(check: &str, victim: &AgentPod, e: &Experiment, limits: Limi
                 r = r.measure("dnsMs", ms);
             }
             if status == Status::Fail {
-                let (cause, next) = if matches!(plane, DataPlane::At(ms) if ms <= limit_ms) && !answered_before {
+                let plane_ok = matches!(plane, DataPlane::At(ms) if ms <= limit_ms) && !answered_before;
+                let (cause, next) = if plane_ok && unanswered {
+                    (
+                        format!("the path from {node} to the cluster DNS, or the DNS server itself"),
+                        "compare with the other nodes' results and dns/per-server; check the DNS pods",
+                    )
+                } else if plane_ok {
                     ("the cluster DNS's view of the endpoints".to_string(), "check the DNS server's watch of the API")
                 } else {
                     (
@@ -212,6 +224,27 @@ mod tests {
         assert_eq!(dns_ms(&[(120, Some(true)), (230, Some(true))], true), Some(120), "re-add: the first of them");
         assert_eq!(dns_ms(&[], true), None, "no answer is no evidence");
         assert_eq!(dns_ms(&[(100, None), (200, None)], true), None, "timeouts are no evidence");
+    }
+
+    #[test]
+    fn a_node_whose_dns_queries_all_go_unanswered_is_placed_on_its_path_to_dns() {
+        let victim = AgentPod { pod: "server-0".into(), node: "node-a".into(), ip: "v".into() };
+        let requests = reqs(&[(-20, Some("v")), (0, Some("a")), (20, Some("a")), (40, Some("b"))]);
+        let timeline = super::super::experiment::NodeTimeline {
+            requests,
+            dns: vec![(200, None), (300, None), (450, None)],
+            ..Default::default()
+        };
+        let e = Experiment {
+            api: Some(std::time::Duration::from_millis(150)),
+            nodes: [("node-b".to_string(), timeline)].into_iter().collect(),
+            error: None,
+        };
+        let results = judge(REMOVAL, &victim, &e, limits());
+        assert_eq!(results[0].status, Status::Fail, "{:?}", results[0]);
+        assert!(results[0].message.contains("none of the 3 DNS queries"), "{}", results[0].message);
+        let cause = &results[0].diagnosis.as_ref().unwrap().likely_cause;
+        assert!(cause.contains("path from node-b to the cluster DNS"), "{cause}");
     }
 
     fn limits() -> Limits {
