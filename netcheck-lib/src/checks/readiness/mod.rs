@@ -100,6 +100,9 @@ pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
         }
     };
     let (mut results, late) = tokio::join!(switch_back_and_forth(session, scenario), unready);
+    if selected(scenario, UNREADY_AT_START).is_some() {
+        unready_at_start::delete_late_pod(session).await;
+    }
     results.extend(late);
     results
 }

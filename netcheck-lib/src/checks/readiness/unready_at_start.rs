@@ -22,7 +22,8 @@ const LATE_POD: &str = "netcheck-late";
 const UNREADY_WINDOW: Duration = Duration::from_secs(2);
 
 /// A server agent created not ready: while it stays so, no client may reach it through the ClusterIP;
-/// once switched ready, the re-add times are measured as for `endpoints/readiness-readd`.
+/// once switched ready, the re-add times are measured as for `endpoints/readiness-readd`. The late pod
+/// is left running, ready; [`delete_late_pod`] removes it.
 pub(super) async fn unready_at_start(session: &Session, limits: Limits) -> Vec<CheckResult> {
     let subject = || Subject::default().named(format!("pod/{LATE_POD}"));
     let late = match start_late_pod(session).await {
@@ -58,8 +59,9 @@ pub(super) async fn unready_at_start(session: &Session, limits: Limits) -> Vec<C
         .await
         .into_iter()
         .collect();
+    // The late pod is deleted by the caller once no experiment sends traffic through the echo Service:
+    // deleted now, it would drop the requests still routed to it.
     let e = experiment(session, &late, true, limits).await;
-    delete_late_pod(session).await;
     let mut results = judge(UNREADY_AT_START, &late, &e, limits);
     for r in &mut results {
         let node = r.subject.source_node.clone().unwrap_or_default();
@@ -136,7 +138,8 @@ async fn start_late_pod(session: &Session) -> Result<AgentPod, String> {
     })
 }
 
-async fn delete_late_pod(session: &Session) {
+/// Deletes the late pod (when it exists).
+pub(super) async fn delete_late_pod(session: &Session) {
     let pods: Api<Pod> = Api::namespaced(session.cluster.client.clone(), &session.namespace);
     pods.delete(LATE_POD, &DeleteParams::default()).await.ok();
 }
