@@ -25,17 +25,29 @@ pub(super) async fn http(probe: &HttpProbe, record: &Recorder) -> Result<(), Str
     let interval = Duration::from_millis(probe.interval_ms);
     let silence = std::sync::Mutex::new(Silence::default());
     let silence = &silence;
+    let watch = std::sync::Mutex::new(Watched::default());
+    let watch = &watch;
+    let (met_tx, met_rx) = tokio::sync::watch::channel(false);
+    let (met_tx, met_rx) = (&met_tx, &met_rx);
     futures::stream::iter(jobs.into_iter().enumerate())
         .map(|(i, target)| {
             let client = client.clone();
             let url = format!("http://{target}{}", probe.path);
             async move {
                 if !interval.is_zero() {
-                    // A steady schedule per target: the i-th request of a target at i × interval.
+                    // A steady schedule per target: the i-th request of a target at i × interval; a
+                    // watch that is met ends the wait (and the order) at once.
                     let nth = (i % probe.attempts.max(1) as usize) as u32;
-                    tokio::time::sleep_until((origin + interval * nth).into()).await;
+                    let mut met = met_rx.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep_until((origin + interval * nth).into()) => {}
+                        _ = met.wait_for(|m| *m) => return,
+                    }
                 }
-                if record.is_full() || silence.lock().is_ok_and(|s| s.given_up(&target, probe.give_up_after)) {
+                if record.is_full()
+                    || silence.lock().is_ok_and(|s| s.given_up(&target, probe.give_up_after))
+                    || watch.lock().is_ok_and(|w| w.met)
+                {
                     return;
                 }
                 let start = Instant::now();
@@ -43,9 +55,18 @@ pub(super) async fn http(probe: &HttpProbe, record: &Recorder) -> Result<(), Str
                 if let Ok(mut s) = silence.lock() {
                     s.record(&target, &outcome);
                 }
+                let start_ms = start.duration_since(origin).as_millis() as u64;
+                if let (Some(w), Some(identity), Ok(mut watched)) =
+                    (probe.until_answers.as_ref(), outcome.identity(), watch.lock())
+                {
+                    watched.answers.push((start_ms, identity.pod_ip.clone()));
+                    let answers: Vec<(u64, &str)> = watched.answers.iter().map(|(t, ip)| (*t, ip.as_str())).collect();
+                    watched.met = w.is_met(&answers);
+                    met_tx.send_replace(watched.met);
+                }
                 record.push(Attempt {
                     target,
-                    start_ms: start.duration_since(origin).as_millis() as u64,
+                    start_ms,
                     elapsed_us: start.elapsed().as_micros() as u64,
                     retries: 0,
                     outcome,
@@ -56,6 +77,14 @@ pub(super) async fn http(probe: &HttpProbe, record: &Recorder) -> Result<(), Str
         .for_each(|()| std::future::ready(()))
         .await;
     Ok(())
+}
+
+/// The answers an [`HttpProbe::until_answers`] watch has seen (request start, answering pod), and
+/// whether they show what it waits for.
+#[derive(Default)]
+struct Watched {
+    answers: Vec<(u64, String)>,
+    met: bool,
 }
 
 /// Per target: timeouts in a row, and whether it ever answered ([`HttpProbe::give_up_after`]).

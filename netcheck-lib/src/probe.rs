@@ -63,6 +63,7 @@ pub async fn http(session: &Session, url: &str, status: u16, options: &ProbeOpti
             any_server: true,
             keep_body: false,
             give_up_after: 0,
+            until_answers: None,
         })
     };
     let wanted = Outcome::Http { status, body: None };

@@ -21,6 +21,7 @@ fn http(targets: Vec<String>, attempts: u32, interval_ms: u64) -> HttpProbe {
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     }
 }
 

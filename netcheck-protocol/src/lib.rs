@@ -215,6 +215,42 @@ pub struct HttpProbe {
     /// few timeouts instead of `attempts` of them. 0: send every attempt.
     #[serde(default)]
     pub give_up_after: u32,
+    /// When set, no further request is started once the watched pod's answers show what the watch
+    /// waits for: a readiness experiment's traffic then ends when its outcome is known instead of at
+    /// the end of the window that bounds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_answers: Option<AnswerWatch>,
+}
+
+/// A pod whose answers a paced HTTP order follows (see [`HttpProbe::until_answers`]). Only answers to
+/// requests started at or after `from_ms` count, and requests are ordered by their start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerWatch {
+    /// The pod's IP, as its answers' identity gives it.
+    pub pod_ip: String,
+    /// true: done once the pod answered; false: done once `sustained` requests started after its
+    /// last answer were answered by other pods.
+    pub answering: bool,
+    /// Answers from other pods in a row that mean the pod is gone (with `answering` false).
+    pub sustained: u32,
+    /// Milliseconds after the order's start before which answers do not count (the lead before a
+    /// switch).
+    pub from_ms: u64,
+}
+
+impl AnswerWatch {
+    /// Whether the answers so far, as (request start in ms, answering pod IP), show what the watch
+    /// waits for.
+    pub fn is_met(&self, answers: &[(u64, &str)]) -> bool {
+        let counted = answers.iter().filter(|(start, _)| *start >= self.from_ms);
+        if self.answering {
+            return counted.clone().any(|(_, ip)| *ip == self.pod_ip);
+        }
+        let last = counted.clone().filter(|(_, ip)| *ip == self.pod_ip).map(|(start, _)| *start).max();
+        let after = counted.filter(|(start, ip)| *ip != self.pod_ip && last.is_none_or(|l| *start > l)).count();
+        after >= self.sustained.max(1) as usize
+    }
 }
 
 /// TCP connect probing: each attempt opens a fresh connection and closes it at once.
@@ -521,6 +557,7 @@ mod tests {
             any_server: false,
             keep_body: false,
             give_up_after: 0,
+            until_answers: None,
         }));
         let text = serde_json::to_string(&order).unwrap();
         assert!(text.contains(r#""kind":"http""#), "{text}");
@@ -598,6 +635,18 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_watch_counts_by_request_start_from_its_lead() {
+        let gone = AnswerWatch { pod_ip: "v".into(), answering: false, sustained: 2, from_ms: 100 };
+        assert!(!gone.is_met(&[(0, "a"), (20, "b"), (40, "a")]), "before the lead nothing counts");
+        assert!(!gone.is_met(&[(100, "a"), (140, "v"), (120, "b")]), "one answer since its last");
+        assert!(gone.is_met(&[(100, "a"), (140, "v"), (160, "b"), (180, "a")]));
+        assert!(!gone.is_met(&[(160, "b"), (180, "a"), (170, "v")]), "a later-started answer from it resets");
+        let back = AnswerWatch { pod_ip: "v".into(), answering: true, sustained: 0, from_ms: 100 };
+        assert!(!back.is_met(&[(60, "v"), (120, "a")]), "before the lead it does not count");
+        assert!(back.is_met(&[(120, "a"), (140, "v")]));
+    }
+
+    #[test]
     fn tcp_orders_and_http_status_outcomes_round_trip() {
         let order =
             Order::new(Action::Tcp(TcpProbe { targets: vec!["10.244.1.5:8080".into()], attempts: 2, timeout_ms: 300 }));
@@ -631,6 +680,7 @@ mod tests {
                 any_server: false,
                 keep_body: false,
                 give_up_after: 0,
+                until_answers: None,
             })
         };
         let ms = |a: Action| a.budget().as_millis();
@@ -674,6 +724,7 @@ mod tests {
             any_server: false,
             keep_body: false,
             give_up_after: 0,
+            until_answers: None,
         };
         // 1500 node addresses × 3 requests: 4500 attempts, in orders of at most 666 targets.
         let parts = Action::Http(probe(1500, 3, 0)).split();

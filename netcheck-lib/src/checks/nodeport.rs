@@ -182,6 +182,7 @@ async fn every_node(session: &Session, requests: u32, timeout: Duration, target_
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     };
     let clients = session.order_every_client(|_| Action::Http(probe.clone()));
     let from_runner = async {

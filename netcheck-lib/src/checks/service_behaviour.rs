@@ -119,6 +119,7 @@ async fn http_from_every_client(
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     };
     let results = session.order_every_client(|_| Action::Http(probe.clone())).await;
     results.into_iter().map(|(node, r)| (node, super::whole_attempts(r))).collect()

@@ -243,6 +243,7 @@ fn service_probe(service_target: &str, plan: &Plan) -> HttpProbe {
         keep_body: false,
         // A silently dropped ClusterIP: a few timeouts tell it; the other attempts would only add waiting.
         give_up_after: plan.concurrency * 2,
+        until_answers: None,
     }
 }
 
@@ -303,6 +304,7 @@ async fn probe_node(session: &Session, node: &str, agent: &AgentPod, service_tar
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     };
     let (service, direct) = tokio::join!(
         session.channel.send(agent, Action::Http(service)),

@@ -154,6 +154,7 @@ pub(crate) async fn data_plane_converged(
                 any_server: false,
                 keep_body: false,
                 give_up_after: 0,
+                until_answers: None,
             };
             let r = match channel.send(agent, Action::Http(probe)).await {
                 Ok(r) => r,

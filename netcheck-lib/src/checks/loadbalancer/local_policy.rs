@@ -92,6 +92,7 @@ async fn look(
         any_server: true,
         keep_body: true,
         give_up_after: 0,
+        until_answers: None,
     };
     let (answers, listed) = tokio::join!(
         session.channel.send(prober, Action::Http(probe)),

@@ -65,6 +65,7 @@ async fn first_answers(
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     };
     let from_clients = join_all(session.agents.clients.iter().map(|(node, agent)| {
         let one = one.clone();
@@ -98,6 +99,7 @@ pub(super) async fn reachable(session: &Session, ip: IpAddr, p: ReachableParams)
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     };
     let runner_ok = runner_probes(session, target).await;
     let first = first_answers(session, target, runner_ok.is_ok(), Duration::from_millis(p.converge_ms)).await;

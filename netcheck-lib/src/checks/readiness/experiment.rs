@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 
 use super::fresh_names::{FollowTimes, FreshNames};
-use crate::protocol::{Action, Attempt, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult};
+use crate::protocol::{Action, AnswerWatch, Attempt, HttpProbe, MAX_ATTEMPTS_PER_ORDER, OrderResult};
 use crate::runner::manifests::{ECHO_HTTP_PORT, ECHO_SERVICE};
 use crate::runner::{AgentPod, Session, endpoints};
 
@@ -96,6 +96,14 @@ async fn observe(session: &Session, victim: &AgentPod, ready: bool, limits: Limi
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        // The traffic ends once the victim is gone for `sustained` answers (or is back); the window
+        // only bounds a switch that never shows.
+        until_answers: Some(AnswerWatch {
+            pod_ip: victim.ip.clone(),
+            answering: ready,
+            sustained: limits.sustained as u32,
+            from_ms: LEAD.as_millis() as u64,
+        }),
     };
     let traffic = session.agents.clients.iter().map(|(node, agent)| {
         let http = http.clone();
@@ -176,6 +184,7 @@ async fn delivery_estimates(session: &Session) -> BTreeMap<String, u64> {
             any_server: false,
             keep_body: false,
             give_up_after: 0,
+            until_answers: None,
         };
         let start = Instant::now();
         let r = session.channel.send(agent, Action::Http(empty)).await;

@@ -1,6 +1,6 @@
 //! `endpoints/readiness-removal` and `endpoints/readiness-readd`: a server agent is switched not
-//! ready (another, already removed, ready again: [`switches`]) by order while every client sends steady
-//! traffic through the ClusterIP; three times are measured from the switch, on the runner's clock:
+//! ready, then ready again ([`switches`]), by order while every client sends steady traffic through
+//! the ClusterIP; three times are measured from the switch, on the runner's clock:
 //! (a) the API lists the endpoint (not) ready, (b) each node's data plane stops (starts) sending to
 //! it, (c) each node's DNS answers drop (regain) it.
 //!
@@ -52,11 +52,9 @@ pub(crate) static SPECS: &[CheckSpec] = &[
     CheckSpec {
         id: READD,
         title: "A backend that turns ready again comes back everywhere",
-        description: "A second server agent, switched not ready first (API, then maxPropagationMs for the data \
-                      plane and DNS), turns ready again: the same three times, until the API lists it ready, it \
-                      answers through the ClusterIP from every node, and DNS answers for headless names first asked \
-                      after the API listed it have it again. It runs beside the removal (on the removal's own agent, after it, when \
-                      there are fewer than three server agents).",
+        description: "The removal's agent, once removal has shown on every node, turns ready again: the same \
+                      three times, until the API lists it ready, it answers through the ClusterIP from every node, \
+                      and DNS answers for headless names first asked after the API listed it have it again.",
         params: READINESS_PARAMS,
         parse_params: parses_into::<ReadinessParams>,
     },

@@ -1,11 +1,8 @@
-//! Removal and re-add: which server agents are switched, in what order, and how each ends ready.
+//! Removal and re-add: one server agent is switched not ready, then ready again, and ends ready.
 //!
-//! Re-add needs a removed endpoint. With three or more server agents the two experiments run at once
-//! on two agents (one keeps serving): the re-add's victim is switched not ready quietly first and left
-//! out of every data plane for the removal's own limit, then re-added. With fewer, the removal's
-//! victim is re-added after it.
-
-use std::time::Instant;
+//! Each experiment's traffic ends once its outcome is known (`AnswerWatch`), and DNS is followed through
+//! fresh names, so the two run one after the other in a few seconds: the re-add starts from an
+//! endpoint that the removal showed gone from every node's data plane and DNS.
 
 use super::experiment::{Experiment, Limits, experiment};
 use super::judge::judge;
@@ -28,40 +25,14 @@ impl Wanted {
     }
 }
 
-/// Runs what `wanted` asks: at once on two server agents when there are three or more (one keeps
-/// serving), else one after the other on the only one or two. Every victim ends ready.
+/// Runs what `wanted` asks on the first server agent: removal, then re-add. It ends ready.
 pub(super) async fn removal_and_readd(session: &Session, wanted: Wanted, limits: Limits) -> Vec<CheckResult> {
-    match session.agents.servers.as_slice() {
-        [] => wanted
+    match session.agents.servers.first() {
+        None => wanted
             .ids()
             .map(|id| CheckResult::new(id, Status::Skip, Subject::default(), "no server agent to switch"))
             .collect(),
-        [first, second, _, ..] => {
-            let removal = async {
-                if !wanted.removal {
-                    return Vec::new();
-                }
-                let e = experiment(session, first, false, limits).await;
-                let mut results = judge(REMOVAL, first, &e, limits);
-                results.extend(make_ready_again(session, first, REMOVAL, limits).await);
-                results
-            };
-            let readd = async {
-                if !wanted.readd {
-                    return Vec::new();
-                }
-                let mut results = match switch_off_quietly(session, second, limits).await {
-                    Ok(()) => judge(READD, second, &experiment(session, second, true, limits).await, limits),
-                    Err(r) => vec![*r],
-                };
-                results.extend(make_ready_again(session, second, READD, limits).await);
-                results
-            };
-            let (mut results, readded) = tokio::join!(removal, readd);
-            results.extend(readded);
-            results
-        }
-        [victim, ..] => one_after_another(session, victim, wanted, limits).await,
+        Some(victim) => one_after_another(session, victim, wanted, limits).await,
     }
 }
 
@@ -114,29 +85,6 @@ fn never_listed_not_ready(victim: &AgentPod, service: &str, limits: Limits) -> C
         next_step: Some("check kube-controller-manager and the kubelet on the pod's node".into()),
     });
     r
-}
-
-/// The re-add's victim switched not ready and seen so by the API in the echo Service, then left until
-/// the removal's own limit for the data plane and DNS (`maxApiMs` + `maxPropagationMs` from the
-/// switch) has passed: an answer from it after that is a failure, not a slow removal. Err: the result
-/// that says why it was not removed.
-async fn switch_off_quietly(session: &Session, victim: &AgentPod, limits: Limits) -> Result<(), Box<CheckResult>> {
-    let subject = || victim_subject(victim);
-    let error = |why: String| Box::new(CheckResult::new(READD, Status::Error, subject(), why));
-    let switched = Instant::now();
-    if let Err(e) = session.channel.send(victim, Action::SetReady { ready: false }).await {
-        return Err(error(format!("the victim {} did not take the readiness order: {e}", victim.pod)));
-    }
-    let limit = limits.propagation();
-    match endpoints::watch_until_ready_is(&session.cluster, &session.namespace, ECHO_SERVICE, &victim.ip, false, limit)
-        .await
-    {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(Box::new(never_listed_not_ready(victim, ECHO_SERVICE, limits))),
-        Err(e) => return Err(error(format!("cannot follow the endpoints of service/{ECHO_SERVICE}: {e}"))),
-    }
-    tokio::time::sleep(limit.saturating_sub(switched.elapsed())).await;
-    Ok(())
 }
 
 /// Switches a victim ready again, so that whatever runs next has every server agent (at once when it

@@ -43,6 +43,7 @@ pub(super) async fn unready_at_start(session: &Session, limits: Limits) -> Vec<C
         any_server: false,
         keep_body: false,
         give_up_after: 0,
+        until_answers: None,
     };
     let late_ip = late.ip.as_str();
     // Per node: answers from the unready pod, or why the order brought nothing back.

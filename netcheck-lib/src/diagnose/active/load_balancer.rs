@@ -138,6 +138,7 @@ pub(super) async fn ask_health(session: &Session, targets: &[HealthTarget]) -> H
         any_server: true,
         keep_body: true,
         give_up_after: 0,
+        until_answers: None,
     };
     let attempts = crate::checks::whole_attempts(session.channel.send(prober, Action::Http(probe)).await)?;
     let mut seen = BTreeMap::new();
