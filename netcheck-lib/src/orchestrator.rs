@@ -82,29 +82,32 @@ pub async fn run_checks(session: &Session, scenario: &Scenario, progress: &dyn P
 
 /// Runs the scenario's checks and returns every result, in scenario order, and each check's wall time.
 ///
-/// The registry's rounds that the scenario wants run by phase: the rounds of one phase
-/// at once, the phases one after another.
+/// The registry's rounds that the scenario wants run by phase: the rounds of one phase at once; the
+/// `Alone` phase first, then `Probe` and `Experiments` one after the other, beside the `Beside` rounds.
 pub async fn run_checks_timed(
     session: &Session,
     scenario: &Scenario,
     progress: &dyn Progress,
 ) -> (Vec<CheckResult>, Vec<CheckTime>) {
     let wanted: Vec<&Round> = checks::ROUNDS.iter().filter(|r| r.is_wanted(scenario)).collect();
-    let mut phases: Vec<Phase> = wanted.iter().map(|r| r.phase).collect();
-    phases.sort();
-    phases.dedup();
+    let in_phase = |phase: Phase| -> Vec<&Round> { wanted.iter().copied().filter(|r| r.phase == phase).collect() };
+    let mut timed_results = run_rounds(session, scenario, progress, &in_phase(Phase::Alone)).await;
+    let in_order = async {
+        let mut done = Vec::new();
+        for phase in [Phase::Probe, Phase::Experiments] {
+            done.extend(run_rounds(session, scenario, progress, &in_phase(phase)).await);
+        }
+        done
+    };
+    let beside = in_phase(Phase::Beside);
+    let (in_order, beside) = tokio::join!(in_order, run_rounds(session, scenario, progress, &beside));
+    timed_results.extend(in_order);
+    timed_results.extend(beside);
     let mut results = Vec::new();
     let mut times: Vec<CheckTime> = Vec::new();
-    for phase in phases {
-        let rounds: Vec<&Round> = wanted.iter().copied().filter(|r| r.phase == phase).collect();
-        for round in &rounds {
-            progress.note(round.note);
-        }
-        let running = rounds.iter().map(|round| timed((round.run)(session, scenario)));
-        for (round, took) in futures::future::join_all(running).await {
-            record_times(&mut times, &round, took);
-            results.extend(round);
-        }
+    for (round, took) in timed_results {
+        record_times(&mut times, &round, took);
+        results.extend(round);
     }
     results.extend(without_results(scenario, &results));
     results.extend(unhosted_nodes(scenario, &session.nodes, &session.options.placement(), &session.agents.unscheduled));
@@ -112,6 +115,19 @@ pub async fn run_checks_timed(
     results.sort_by_key(|r| order(&r.check));
     times.sort_by_key(|t| order(&t.check));
     (results, times)
+}
+
+/// Runs `rounds` at once (after noting each), and returns each one's results and wall time.
+async fn run_rounds(
+    session: &Session,
+    scenario: &Scenario,
+    progress: &dyn Progress,
+    rounds: &[&Round],
+) -> Vec<(Vec<CheckResult>, std::time::Duration)> {
+    for round in rounds {
+        progress.note(round.note);
+    }
+    futures::future::join_all(rounds.iter().map(|round| timed((round.run)(session, scenario)))).await
 }
 
 async fn timed(round: impl std::future::Future<Output = Vec<CheckResult>>) -> (Vec<CheckResult>, std::time::Duration) {

@@ -29,18 +29,24 @@ use crate::runner::Session;
 use crate::runner::channel::OrderFailure;
 use crate::scenario::{Params, Scenario, SelectedCheck};
 
-/// When a round runs: the rounds of one phase run at once, the phases one after another.
+/// When a round runs: the rounds of one phase run at once, the phases one after another in this order,
+/// except [`Phase::Beside`], which runs beside every phase after [`Phase::Alone`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
-    /// Probe rounds: each uses its own Services, and none changes what another observes.
-    Probe,
     /// `service/no-endpoints` counts the ICMP errors kube-proxy's REJECT sends, which the kernel
     /// rate-limits: beside other rounds a refusal arrived a second late in 1 of 10 runs (and in 1 of 1
-    /// beside the rollout, whose probes of its not-yet-programmed Service are refused too).
+    /// beside the rollout, whose probes of its not-yet-programmed Service are refused too). First, so
+    /// that nothing runs beside it.
     Alone,
+    /// Probe rounds: each uses its own Services, and none changes what another observes.
+    Probe,
     /// The readiness experiments switch a server agent behind the echo Service that the probe rounds
-    /// count as a backend, and the rollout: after the probe rounds, beside each other.
+    /// count as a backend: after the probe rounds.
     Experiments,
+    /// The rollout: its own Deployment and Service, and traffic from the client agents only, so it
+    /// changes nothing another round observes. It starts with the probe rounds and runs beside them
+    /// and the experiments.
+    Beside,
 }
 
 /// A future of a round's results. Boxed: together the rounds are large, and a debug build's test
@@ -102,12 +108,12 @@ pub(crate) static ROUNDS: &[Round] = &[
     Round {
         specs: readiness::SPECS,
         phase: Phase::Experiments,
-        note: "switching backends' readiness while every node sends traffic and asks DNS (about 15 s)",
+        note: "switching a backend's readiness off and on while every node sends traffic and asks DNS (about 8 s)",
         run: |session, scenario| Box::pin(readiness::run(session, scenario)),
     },
     Round {
         specs: rollout::SPECS,
-        phase: Phase::Experiments,
+        phase: Phase::Beside,
         note: "rolling a Deployment of 3 agents while every node sends traffic",
         run: |session, scenario| Box::pin(rollout::run(session, scenario)),
     },
