@@ -35,6 +35,26 @@ fn metallb_installed() -> bool {
     out.status.success()
 }
 
+/// Waits until the earlier runs' namespaces are gone, and then for a kube-proxy sync: stopped before
+/// it removed an earlier run's rules, kube-proxy leaves them behind, and the next run's Service, given
+/// the same load-balancer address, can reach new pods through them when pod IPs are reused.
+fn wait_until_earlier_runs_are_gone() {
+    let kubectl = std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = Command::new(&kubectl).args(["get", "namespaces", "-o", "name"]).output().expect("kubectl runs");
+        let names = String::from_utf8_lossy(&out.stdout).to_string();
+        // A run's namespace is `netcheck-` and a 6-character run id.
+        let is_run = |n: &str| n.strip_prefix("namespace/netcheck-").is_some_and(|id| id.len() == 6);
+        if out.status.success() && !names.lines().any(is_run) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "earlier runs' namespaces still there after 120 s: {names}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+}
+
 fn run_loadbalancer_scenario(case: &str) -> (Option<i32>, serde_json::Value) {
     let started = Instant::now();
     let out = Command::new(BIN).args(["run", "--scenario", "loadbalancer", "-o", "json"]).output().unwrap();
@@ -120,6 +140,7 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
 
     // kube-proxy stopped on node-b: its health-check server is gone (refused) and the rules for this
     // run's Services never reach node-b.
+    wait_until_earlier_runs_are_gone();
     testbed(&["stop", "kube-proxy", "node-b"]);
     let (code, report) = run_loadbalancer_scenario("kube-proxy stopped on node-b");
     testbed(&["start", "kube-proxy", "node-b"]);
