@@ -44,8 +44,12 @@ fn wait_until_earlier_runs_are_gone() {
     loop {
         let out = Command::new(&kubectl).args(["get", "namespaces", "-o", "name"]).output().expect("kubectl runs");
         let names = String::from_utf8_lossy(&out.stdout).to_string();
-        // A run's namespace is `netcheck-` and a 6-character run id.
-        let is_run = |n: &str| n.strip_prefix("namespace/netcheck-").is_some_and(|id| id.len() == 6);
+        // A run's namespace is `netcheck-` and a 6-character run id (`netcheck-system` is the watch's).
+        let is_run = |n: &str| {
+            n.strip_prefix("namespace/netcheck-").is_some_and(|id| {
+                id.len() == 6 && id != "system" && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+        };
         if out.status.success() && !names.lines().any(is_run) {
             break;
         }
