@@ -16,6 +16,14 @@ fn of<'a>(results: &'a [CheckResult], check: &str) -> Vec<&'a CheckResult> {
     results.iter().filter(|r| r.check == check).collect()
 }
 
+/// The one result of `check` from `node`'s client.
+fn on<'a>(results: &'a [CheckResult], check: &str, node: &str) -> &'a CheckResult {
+    let found: Vec<&CheckResult> =
+        of(results, check).into_iter().filter(|r| r.subject.source_node.as_deref() == Some(node)).collect();
+    assert_eq!(found.len(), 1, "{check} on {node}: {results:#?}");
+    found[0]
+}
+
 /// Removal, then re-add of the same server agent: it ends ready, and the headless Services created to
 /// follow the switches in DNS are gone.
 #[rstest]
@@ -119,14 +127,8 @@ async fn dns_dropped_on_one_node_fails_the_removal_there_only(#[future] cluster:
     drop(restore);
     session.finish(false).await.unwrap();
 
-    let on = |node: &str| {
-        let found = of(&results, "endpoints/readiness-removal");
-        let found: Vec<&&CheckResult> =
-            found.iter().filter(|r| r.subject.source_node.as_deref() == Some(node)).collect();
-        assert_eq!(found.len(), 1, "{node}: {results:#?}");
-        (*found[0]).clone()
-    };
-    let (a, b) = (on("node-a"), on("node-b"));
+    let removal = "endpoints/readiness-removal";
+    let (a, b) = (on(&results, removal, "node-a"), on(&results, removal, "node-b"));
     assert_eq!(a.status, Status::Pass, "{a:#?}");
     assert_eq!(b.status, Status::Fail, "{b:#?}");
     assert!(b.message.contains("was answered with records"), "{b:#?}");
@@ -178,13 +180,7 @@ async fn stale_kube_proxy_fails_removal_and_readd_on_its_node_only(#[future] clu
     session.finish(false).await.unwrap();
 
     for check in ids {
-        let on = |node: &str| {
-            let found: Vec<&CheckResult> =
-                of(&results, check).into_iter().filter(|r| r.subject.source_node.as_deref() == Some(node)).collect();
-            assert_eq!(found.len(), 1, "{check} on {node}: {results:#?}");
-            found[0].clone()
-        };
-        let (a, b) = (on("node-a"), on("node-b"));
+        let (a, b) = (on(&results, check, "node-a"), on(&results, check, "node-b"));
         // The rollout's new Service is never programmed on node-b, so the rollout does not run at all.
         let on_a = if check == "endpoints/rollout" { Status::Skip } else { Status::Pass };
         assert_eq!(a.status, on_a, "{a:#?}");
