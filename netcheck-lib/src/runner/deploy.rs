@@ -201,6 +201,9 @@ pub async fn wait_ready(
                 } else if let Some(err) = fatal_pod_state(&pod) {
                     return Err(err);
                 }
+                if pod_ready(&pod) {
+                    tracing::debug!(pod = pod.metadata.name.as_deref().unwrap_or_default(), "agent ready");
+                }
                 seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
                 if let Some(agents) = agents_if_ready(&seen, &wanted, servers) {
                     let agents = Agents { unscheduled: unscheduled.clone(), ..agents };

@@ -80,6 +80,7 @@ pub async fn wait(cluster: &Cluster, channel: &Channel, ns: &str, agents: &Agent
     for (service, all_backends) in SERVED {
         let Some(ip) = cluster_ip(cluster, ns, service).await? else { continue };
         let listed = api_lists_ready(cluster, ns, service, &servers).await?;
+        tracing::debug!(service, "the API lists the servers");
         if *service == ECHO_SERVICE {
             echo_endpoints = listed;
         }
@@ -160,6 +161,13 @@ pub(crate) async fn data_plane_converged(
                 Ok(r) => r,
                 Err(e) => return (node.clone(), NodeSettle::OrderFailed(e.to_string())),
             };
+            tracing::debug!(
+                %node,
+                at_ms = start.elapsed().as_millis() as u64,
+                answered = r.attempts.iter().filter(|a| a.outcome.identity().is_some()).count(),
+                attempts = r.attempts.len(),
+                "data-plane round"
+            );
             for a in &r.attempts {
                 if let (Some(id), Some((t, _))) = (a.outcome.identity(), targets.iter().find(|(t, _)| *t == a.target))
                     && seen.entry(t.as_str()).or_default().insert(id.pod_ip.clone())
