@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use crate::Result;
-use crate::checks::{self, Phase, Round};
+use crate::checks::{self, AfterAlone, Phase, Round};
 use crate::interrupt::interruptible;
 use crate::report::{CheckResult, CheckTime, Phase as ReportPhase, Report, Status, Subject};
 use crate::runner::{Cluster, ConnectOptions, Progress, Session, SessionOptions, connect};
@@ -83,7 +83,8 @@ pub async fn run_checks(session: &Session, scenario: &Scenario, progress: &dyn P
 /// Runs the scenario's checks and returns every result, in scenario order, and each check's wall time.
 ///
 /// The registry's rounds that the scenario wants run by phase: the rounds of one phase at once; the
-/// `Alone` phase first, then `Probe` and `Experiments` one after the other, beside the `Beside` rounds.
+/// `Alone` phase first, then `Probe` and `Experiments` one after the other; the `Beside` rounds beside
+/// all of them, holding their traffic until the `Alone` phase is over.
 pub async fn run_checks_timed(
     session: &Session,
     scenario: &Scenario,
@@ -91,17 +92,18 @@ pub async fn run_checks_timed(
 ) -> (Vec<CheckResult>, Vec<CheckTime>) {
     let wanted: Vec<&Round> = checks::ROUNDS.iter().filter(|r| r.is_wanted(scenario)).collect();
     let in_phase = |phase: Phase| -> Vec<&Round> { wanted.iter().copied().filter(|r| r.phase == phase).collect() };
-    let mut timed_results = run_rounds(session, scenario, progress, &in_phase(Phase::Alone)).await;
+    let (alone_over, after_alone) = AfterAlone::new();
     let in_order = async {
-        let mut done = Vec::new();
+        let mut done = run_rounds(session, scenario, progress, &in_phase(Phase::Alone), &after_alone).await;
+        alone_over.send_replace(true);
         for phase in [Phase::Probe, Phase::Experiments] {
-            done.extend(run_rounds(session, scenario, progress, &in_phase(phase)).await);
+            done.extend(run_rounds(session, scenario, progress, &in_phase(phase), &after_alone).await);
         }
         done
     };
     let beside = in_phase(Phase::Beside);
-    let (in_order, beside) = tokio::join!(in_order, run_rounds(session, scenario, progress, &beside));
-    timed_results.extend(in_order);
+    let (mut timed_results, beside) =
+        tokio::join!(in_order, run_rounds(session, scenario, progress, &beside, &after_alone));
     timed_results.extend(beside);
     let mut results = Vec::new();
     let mut times: Vec<CheckTime> = Vec::new();
@@ -123,11 +125,12 @@ async fn run_rounds(
     scenario: &Scenario,
     progress: &dyn Progress,
     rounds: &[&Round],
+    after_alone: &AfterAlone,
 ) -> Vec<(Vec<CheckResult>, std::time::Duration)> {
     for round in rounds {
         progress.note(round.note);
     }
-    futures::future::join_all(rounds.iter().map(|round| timed((round.run)(session, scenario)))).await
+    futures::future::join_all(rounds.iter().map(|round| timed((round.run)(session, scenario, after_alone)))).await
 }
 
 async fn timed(round: impl std::future::Future<Output = Vec<CheckResult>>) -> (Vec<CheckResult>, std::time::Duration) {

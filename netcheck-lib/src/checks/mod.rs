@@ -30,7 +30,8 @@ use crate::runner::channel::OrderFailure;
 use crate::scenario::{Params, Scenario, SelectedCheck};
 
 /// When a round runs: the rounds of one phase run at once, the phases one after another in this order,
-/// except [`Phase::Beside`], which runs beside every phase after [`Phase::Alone`].
+/// except [`Phase::Beside`], which starts with [`Phase::Alone`] and runs beside every phase, sending
+/// traffic only once [`AfterAlone::wait`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
     /// `service/no-endpoints` counts the ICMP errors kube-proxy's REJECT sends, which the kernel
@@ -44,9 +45,28 @@ pub(crate) enum Phase {
     /// count as a backend: after the probe rounds.
     Experiments,
     /// The rollout: its own Deployment and Service, and traffic from the client agents only, so it
-    /// changes nothing another round observes. It starts with the probe rounds and runs beside them
-    /// and the experiments.
+    /// changes nothing another round observes. It starts its pods while the `Alone` round runs (pods
+    /// starting send no traffic) and its traffic with the probe rounds, beside them and the experiments.
     Beside,
+}
+
+/// Opens when the [`Phase::Alone`] rounds are over: a [`Phase::Beside`] round may prepare before that,
+/// but sends traffic only after, so that nothing it sends meets the `Alone` round's traffic.
+#[derive(Debug, Clone)]
+pub(crate) struct AfterAlone(tokio::sync::watch::Receiver<bool>);
+
+impl AfterAlone {
+    /// A gate and the sender that opens it (by sending `true`, or by being dropped).
+    pub(crate) fn new() -> (tokio::sync::watch::Sender<bool>, AfterAlone) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, AfterAlone(rx))
+    }
+
+    /// Returns once the `Alone` rounds are over.
+    pub(crate) async fn wait(&self) {
+        // A dropped sender means the orchestrator is past the Alone phase (or gone): open either way.
+        let _ = self.0.clone().wait_for(|over| *over).await;
+    }
 }
 
 /// A future of a round's results. Boxed: together the rounds are large, and a debug build's test
@@ -62,7 +82,7 @@ pub(crate) struct Round {
     /// What the progress line says while it runs.
     pub(crate) note: &'static str,
     /// Sends the traffic and judges it.
-    pub(crate) run: for<'a> fn(&'a Session, &'a Scenario) -> RoundFuture<'a>,
+    pub(crate) run: for<'a> fn(&'a Session, &'a Scenario, &'a AfterAlone) -> RoundFuture<'a>,
 }
 
 impl Round {
@@ -79,43 +99,43 @@ pub(crate) static ROUNDS: &[Round] = &[
         specs: service_path::SPECS,
         phase: Phase::Probe,
         note: "probing the ClusterIP and pod IPs from every node",
-        run: |session, scenario| Box::pin(service_path::run(session, scenario)),
+        run: |session, scenario, _| Box::pin(service_path::run(session, scenario)),
     },
     Round {
         specs: nodeport::SPECS,
         phase: Phase::Probe,
         note: "probing node ports on every node address",
-        run: |session, scenario| Box::pin(nodeport::run(session, scenario)),
+        run: |session, scenario, _| Box::pin(nodeport::run(session, scenario)),
     },
     Round {
         specs: loadbalancer::SPECS,
         phase: Phase::Probe,
         note: "provisioning a LoadBalancer Service and probing its address",
-        run: |session, scenario| Box::pin(loadbalancer::run(session, scenario)),
+        run: |session, scenario, _| Box::pin(loadbalancer::run(session, scenario)),
     },
     Round {
         specs: service_behaviour::SPECS,
         phase: Phase::Alone,
         note: "probing session affinity, UDP and a Service without endpoints",
-        run: |session, scenario| Box::pin(service_behaviour::run(session, scenario)),
+        run: |session, scenario, _| Box::pin(service_behaviour::run(session, scenario)),
     },
     Round {
         specs: dns::SPECS,
         phase: Phase::Probe,
         note: "asking the cluster DNS from every node",
-        run: |session, scenario| Box::pin(dns::run(session, scenario)),
+        run: |session, scenario, _| Box::pin(dns::run(session, scenario)),
     },
     Round {
         specs: readiness::SPECS,
         phase: Phase::Experiments,
         note: "switching a backend's readiness off and on while every node sends traffic and asks DNS (about 8 s)",
-        run: |session, scenario| Box::pin(readiness::run(session, scenario)),
+        run: |session, scenario, _| Box::pin(readiness::run(session, scenario)),
     },
     Round {
         specs: rollout::SPECS,
         phase: Phase::Beside,
         note: "rolling a Deployment of 3 agents while every node sends traffic",
-        run: |session, scenario| Box::pin(rollout::run(session, scenario)),
+        run: |session, scenario, after_alone| Box::pin(rollout::run(session, scenario, after_alone)),
     },
 ];
 

@@ -3,8 +3,10 @@
 //! ClusterIP; per node, the failed requests and the longest gap between answers are counted. This is
 //! the signal an upgrade gate needs: does a routine rollout drop traffic?
 //!
-//! Traffic goes in consecutive orders of [`CHUNK`] until the rollout is complete; gaps are measured
-//! inside an order only, so the hand-over between orders is never counted against the cluster.
+//! Traffic goes in consecutive orders of [`CHUNK`] until the rollout is complete, then one order of
+//! [`TAIL`]; gaps are measured inside an order only, so the hand-over between orders is never counted
+//! against the cluster. The Deployment is created as soon as the round starts, beside the `Alone`
+//! round; the first request waits for [`AfterAlone`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use kube::runtime::wait::await_condition;
 
 use serde::Deserialize;
 
-use super::selected;
+use super::{AfterAlone, selected};
 use crate::catalog::{CheckSpec, int, millis, parses_into};
 use crate::protocol::{Action, Attempt, HttpProbe};
 use crate::report::{CheckResult, Diagnosis, Status, Subject};
@@ -58,15 +60,19 @@ const REPLICAS: i32 = 3;
 const CHUNK: Duration = Duration::from_secs(4);
 /// Traffic before the update starts, so that every node's data plane is seen serving first.
 const LEAD: Duration = Duration::from_secs(2);
+/// Traffic after the rollout is complete, so that every node is seen served by the new pods alone. The
+/// chunk under way when it completed may have ended a moment later: a whole [`CHUNK`] again only
+/// lengthened the run.
+const TAIL: Duration = Duration::from_secs(1);
 
 /// Runs the rollout experiment.
-pub async fn run(session: &Session, scenario: &Scenario) -> Vec<CheckResult> {
+pub async fn run(session: &Session, scenario: &Scenario, after_alone: &AfterAlone) -> Vec<CheckResult> {
     let Some(check) = selected(scenario, ROLLOUT) else { return vec![] };
     let p: RolloutParams = check.params.typed();
     let (interval, max_failed) = (Duration::from_millis(p.interval_ms), p.max_failed_requests);
     let (max_gap, limit) = (Duration::from_millis(p.max_gap_ms), Duration::from_millis(p.rollout_timeout_ms));
     let subject = || Subject::default().named(format!("deployment/{ROLLOUT_SERVICE}"));
-    let outcome = experiment(session, interval, limit).await;
+    let outcome = experiment(session, interval, limit, after_alone).await;
     delete_objects(session).await;
     let (rollout_ms, per_node) = match outcome {
         Ok(o) => o,
@@ -206,6 +212,7 @@ async fn experiment(
     session: &Session,
     interval: Duration,
     limit: Duration,
+    after_alone: &AfterAlone,
 ) -> Result<(u64, BTreeMap<String, Chunks>), NotRun> {
     let client = &session.cluster.client;
     let ns = &session.namespace;
@@ -227,6 +234,7 @@ async fn experiment(
     wait_complete(&deployments, limit)
         .await
         .map_err(|e| NotRun::Error(format!("the rollout Deployment never became available: {e}")))?;
+    after_alone.wait().await;
     served_everywhere(session, &target).await?;
 
     let rolling = async {
@@ -245,17 +253,16 @@ async fn experiment(
     let done = std::sync::atomic::AtomicBool::new(false);
     let traffic = async {
         let mut per_node: BTreeMap<String, Chunks> = BTreeMap::new();
-        // One more chunk after completion shows the new pods serving.
-        let mut after_done = 0;
-        while after_done < 1 {
-            if done.load(std::sync::atomic::Ordering::SeqCst) {
-                after_done += 1;
-            }
-            for (node, r) in chunk(session, &target, interval).await {
+        loop {
+            // Read before the chunk: the chunk that starts after completion is the tail, and the last.
+            let tail = done.load(std::sync::atomic::Ordering::SeqCst);
+            for (node, r) in chunk(session, &target, interval, if tail { TAIL } else { CHUNK }).await {
                 per_node.entry(node).or_default().push(r);
             }
+            if tail {
+                break per_node;
+            }
         }
-        per_node
     };
     let rolled = async {
         let r = rolling.await;
@@ -315,8 +322,14 @@ async fn served_everywhere(session: &Session, target: &str) -> Result<(), NotRun
     Err(NotRun::Unserved { served, unserved, target: target.to_string() })
 }
 
-async fn chunk(session: &Session, target: &str, interval: Duration) -> Vec<(String, Result<Vec<Attempt>, String>)> {
-    let attempts = (CHUNK.as_millis() / interval.as_millis().max(1)) as u32;
+async fn chunk(
+    session: &Session,
+    target: &str,
+    interval: Duration,
+    length: Duration,
+) -> Vec<(String, Result<Vec<Attempt>, String>)> {
+    // At least one request, whatever the pace: a chunk without requests would judge nothing.
+    let attempts = (length.as_millis() / interval.as_millis().max(1)).max(1) as u32;
     let probe = HttpProbe {
         targets: vec![target.to_string()],
         path: "/".into(),
