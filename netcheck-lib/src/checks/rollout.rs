@@ -305,7 +305,7 @@ async fn served_everywhere(session: &Session, target: &str) -> Result<(), NotRun
     )
     .await;
     let (mut served, mut unserved) = (Vec::new(), Vec::new());
-    for (node, how) in converged {
+    for (node, how) in converged.per_node {
         match how {
             NodeSettle::Converged(_) => served.push(node),
             NodeSettle::NotConverged => unserved.push(node),

@@ -222,6 +222,10 @@ async fn no_endpoints(session: &Session, prompt: Duration) -> Vec<CheckResult> {
     };
     let target = format!("{ip}:{ECHO_HTTP_PORT}");
     let timeout_ms = (prompt.as_millis() as u64).max(1) * 3;
+    // The settle wait's refusals may have spent the clients' ICMP tokens; one refills in a spacing.
+    if let Some(refused) = session.settled.last_unanswered_at {
+        tokio::time::sleep_until((refused + Duration::from_millis(REFUSAL_SPACING_MS)).into()).await;
+    }
     // kube-proxy refuses with an ICMP error, and the kernel rate-limits those per destination (a token
     // a second, net.ipv4.icmp_ratelimit): attempts a second apart are each refused, a burst may not be.
     http_from_every_client(session, &target, 3, timeout_ms, REFUSAL_SPACING_MS)

@@ -7,7 +7,7 @@
 //! converged ClusterIP on a node also means that node's node ports are programmed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
@@ -16,7 +16,7 @@ use super::endpoints::{self, EndpointAddress};
 use super::manifests::{AFFINITY_SERVICE, ECHO_HTTP_PORT, ECHO_SERVICE, LOCAL_SERVICE, NODEPORT_SERVICE};
 use super::{Agents, Cluster};
 use crate::Result;
-use crate::protocol::{Action, HttpProbe};
+use crate::protocol::{Action, HttpProbe, Outcome};
 
 /// How long the API and then the data plane may each take to settle.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -24,6 +24,18 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// service proxies of one cluster program a Service within about a second of each other, so a node
 /// still silent by then has a broken path, which the checks will report without the full wait.
 const SILENT_GRACE: Duration = Duration::from_secs(4);
+
+/// The per-attempt timeout of a node's first settle round. An attempt here only asks "served yet?", and
+/// the answer "not yet" is often a refusal that the kernel's ICMP rate limit turned into silence (kube-proxy
+/// REJECTs a Service it has not programmed with endpoints; past a burst of 6, the senders time out): a
+/// second-long timeout made such a round last a second when the next one would already have converged.
+const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
+/// The longest per-attempt timeout, reached by doubling after every fourth round in a row whose
+/// attempts timed out without showing a new backend (after 1 s, then 2 s more): a slow but working path
+/// is still seen. A few such rounds are common: while a service proxy has not programmed a Service,
+/// every attempt is refused or, past the ICMP burst, dropped, and an attempt begun then waits for its
+/// SYN's retransmission even once the Service is programmed.
+const LONGEST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The Services over the server agents that must be programmed before checks measure, and whether
 /// every backend must answer (false for ClientIP affinity, which pins a client to one backend).
@@ -37,6 +49,20 @@ pub struct Settled {
     pub echo_endpoints: Vec<EndpointAddress>,
     /// Per client node: how its data plane settled.
     pub data_plane: BTreeMap<String, NodeSettle>,
+    /// When the last round in which some attempt went unanswered ended (None: every round was answered,
+    /// or there was nothing to wait for). A Service not yet programmed is refused with ICMP errors, which
+    /// spend the kernel's rate-limit tokens for the client agent: a check that counts refusals waits a
+    /// token's time past this.
+    pub last_unanswered_at: Option<Instant>,
+}
+
+/// What [`data_plane_converged`] observed.
+#[derive(Debug)]
+pub(crate) struct Convergence {
+    /// Per client node: how its data plane settled.
+    pub(crate) per_node: BTreeMap<String, NodeSettle>,
+    /// When the last round in which some attempt went unanswered ended, on any node.
+    pub(crate) last_unanswered_at: Option<Instant>,
 }
 
 /// How one client node's data plane settled.
@@ -86,8 +112,8 @@ pub async fn wait(cluster: &Cluster, channel: &Channel, ns: &str, agents: &Agent
         }
         targets.push((format!("{ip}:{ECHO_HTTP_PORT}"), *all_backends));
     }
-    let data_plane = data_plane_converged(channel, agents, &targets, &servers, GiveUp::EarlyAfterOthers).await;
-    Ok(Settled { echo_endpoints, data_plane })
+    let converged = data_plane_converged(channel, agents, &targets, &servers, GiveUp::EarlyAfterOthers).await;
+    Ok(Settled { echo_endpoints, data_plane: converged.per_node, last_unanswered_at: converged.last_unanswered_at })
 }
 
 /// The Service's ClusterIP; None when the Service does not exist (a session without it).
@@ -127,8 +153,10 @@ pub(crate) async fn data_plane_converged(
     targets: &[(String, bool)],
     servers: &BTreeSet<&str>,
     give_up: GiveUp,
-) -> BTreeMap<String, NodeSettle> {
+) -> Convergence {
     let start = tokio::time::Instant::now();
+    let last_unanswered_at = std::sync::Mutex::new(None::<Instant>);
+    let last_unanswered_at = &last_unanswered_at;
     // When the first node converged, in ms from `start` (0: none yet).
     let first_converged = std::sync::atomic::AtomicU64::new(0);
     let first_converged = &first_converged;
@@ -136,6 +164,8 @@ pub(crate) async fn data_plane_converged(
         let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         // When this node last saw a backend it had not seen before.
         let mut last_progress = start.elapsed();
+        // Rounds in a row whose attempts timed out and showed no new backend.
+        let mut silent_rounds = 0;
         while start.elapsed() < SETTLE_TIMEOUT {
             let since_first = match first_converged.load(std::sync::atomic::Ordering::SeqCst) {
                 0 => None,
@@ -145,12 +175,15 @@ pub(crate) async fn data_plane_converged(
             if stop_waiting(give_up, !seen.is_empty(), stalled_for, since_first) {
                 return (node.clone(), NodeSettle::NotConverged);
             }
+            let attempts = (servers.len() as u32 * 4).max(8);
+            let attempt_timeout = attempt_timeout(silent_rounds);
             let probe = HttpProbe {
                 targets: targets.iter().map(|(t, _)| t.clone()).collect(),
                 path: "/".into(),
-                attempts: (servers.len() as u32 * 4).max(8),
-                concurrency: 16,
-                timeout_ms: 1000,
+                attempts,
+                // All at once: attempts that time out then cost one timeout, not one per wave.
+                concurrency: attempts * targets.len() as u32,
+                timeout_ms: attempt_timeout.as_millis() as u64,
                 interval_ms: 0,
                 any_server: false,
                 keep_body: false,
@@ -161,20 +194,31 @@ pub(crate) async fn data_plane_converged(
                 Ok(r) => r,
                 Err(e) => return (node.clone(), NodeSettle::OrderFailed(e.to_string())),
             };
+            let timeouts = r.attempts.iter().filter(|a| a.outcome == Outcome::Timeout).count();
+            if r.attempts.iter().any(|a| a.outcome.identity().is_none()) {
+                let now = Instant::now();
+                let mut last = last_unanswered_at.lock().unwrap_or_else(|e| e.into_inner());
+                *last = Some(last.map_or(now, |t| t.max(now)));
+            }
             tracing::debug!(
                 %node,
                 at_ms = start.elapsed().as_millis() as u64,
                 answered = r.attempts.iter().filter(|a| a.outcome.identity().is_some()).count(),
+                timeouts,
                 attempts = r.attempts.len(),
+                timeout_ms = attempt_timeout.as_millis() as u64,
                 "data-plane round"
             );
+            let mut progressed = false;
             for a in &r.attempts {
                 if let (Some(id), Some((t, _))) = (a.outcome.identity(), targets.iter().find(|(t, _)| *t == a.target))
                     && seen.entry(t.as_str()).or_default().insert(id.pod_ip.clone())
                 {
                     last_progress = start.elapsed();
+                    progressed = true;
                 }
             }
+            silent_rounds = if timeouts > 0 && !progressed { silent_rounds + 1 } else { 0 };
             if converged(targets, servers, &seen) {
                 let at = (start.elapsed().as_millis() as u64).max(1);
                 let _ = first_converged.compare_exchange(
@@ -188,7 +232,8 @@ pub(crate) async fn data_plane_converged(
         }
         (node.clone(), NodeSettle::NotConverged)
     });
-    join_all(per_node).await.into_iter().collect()
+    let per_node = join_all(per_node).await.into_iter().collect();
+    Convergence { per_node, last_unanswered_at: *last_unanswered_at.lock().unwrap_or_else(|e| e.into_inner()) }
 }
 
 /// Whether to stop waiting for a node before [`SETTLE_TIMEOUT`]: never with [`GiveUp::AtTimeout`];
@@ -205,6 +250,13 @@ fn stop_waiting(
     give_up == GiveUp::EarlyAfterOthers
         && since_another_converged.is_some_and(|d| d >= SILENT_GRACE)
         && (!any_answer || stalled_for >= SILENT_GRACE)
+}
+
+/// A round's per-attempt timeout after `silent_rounds` rounds in a row of timeouts without a new
+/// backend: doubled every fourth such round, up to [`LONGEST_ATTEMPT_TIMEOUT`], since a long silence
+/// may be a slow path rather than a refusal the rate limit swallowed.
+fn attempt_timeout(silent_rounds: u32) -> Duration {
+    (FIRST_ATTEMPT_TIMEOUT * 2u32.saturating_pow(silent_rounds / 4)).min(LONGEST_ATTEMPT_TIMEOUT)
 }
 
 fn converged(targets: &[(String, bool)], servers: &BTreeSet<&str>, seen: &BTreeMap<&str, BTreeSet<String>>) -> bool {
@@ -224,6 +276,13 @@ mod tests {
 
     fn ep(ip: &str, ready: bool) -> EndpointAddress {
         EndpointAddress { ip: ip.into(), pod: None, ready, hostname: None, node: None }
+    }
+
+    #[test]
+    fn the_attempt_timeout_doubles_every_fourth_silent_round_up_to_a_second() {
+        let ms = |rounds| attempt_timeout(rounds).as_millis();
+        assert_eq!([ms(0), ms(3), ms(4), ms(7), ms(8), ms(12)], [250, 250, 500, 500, 1000, 1000]);
+        assert_eq!(attempt_timeout(40), LONGEST_ATTEMPT_TIMEOUT, "capped, and no overflow");
     }
 
     #[test]
