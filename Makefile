@@ -45,6 +45,9 @@ lint: deny
 deny:
 	cargo deny --version 2>/dev/null | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)' || \
 	  cargo install --locked cargo-deny --version $(CARGO_DENY_VERSION)
+	# cargo-deny reads the metadata of every platform's dependencies (windows-sys too): fetch them first,
+	# or a machine whose registry holds only what a Linux build needs fails offline.
+	cargo fetch --locked
 	cargo deny --offline check --hide-inclusion-graph licenses bans sources
 
 unit:
