@@ -38,7 +38,7 @@ pub(super) async fn execute_orders(
         };
         match event {
             Event::InitDone => {
-                readiness.connected.store(true, Ordering::SeqCst);
+                readiness.set_connected();
                 tracing::info!("order watch established");
             }
             Event::Apply(cm) | Event::InitApply(cm) => {

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +18,10 @@ use tokio::task::JoinHandle;
 use super::Readiness;
 use crate::{Error, Result};
 use netcheck_protocol::{HTTP_PORT, Identity, UDP_PORT};
+
+/// How long `/readyz` waits for the order watch: under the kubelet's 1 s probe timeout, so a
+/// watch that is not up by then still gets a 503, not a timed-out probe.
+const READYZ_WAIT: Duration = Duration::from_millis(800);
 
 /// Serves `/` (identity JSON, with the client address seen) and `/readyz`, one HTTP/1 connection per
 /// task; every other path is 404.
@@ -36,8 +41,14 @@ pub(super) async fn serve_http(identity: Identity, readiness: Arc<Readiness>) ->
             let (identity, readiness) = (identity.clone(), readiness.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let response = answer(request.uri().path(), &identity, &readiness, peer);
-                    async move { Ok::<_, std::convert::Infallible>(response) }
+                    let (identity, readiness) = (identity.clone(), readiness.clone());
+                    async move {
+                        let path = request.uri().path();
+                        if path == "/readyz" {
+                            readiness.wait_connected(READYZ_WAIT).await;
+                        }
+                        Ok::<_, std::convert::Infallible>(answer(path, &identity, &readiness, peer))
+                    }
                 });
                 let connection =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
@@ -88,7 +99,7 @@ pub(super) async fn serve_udp(identity: Identity) -> Result<JoinHandle<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
 
     fn identity() -> Identity {
         Identity { pod: "s-1".into(), node: "node-b".into(), pod_ip: "10.244.1.5".into(), client: String::new() }
@@ -97,7 +108,8 @@ mod tests {
     #[test]
     fn an_agent_that_is_not_wanted_ready_closes_connections_after_answering() {
         let peer: SocketAddr = "10.244.2.9:40000".parse().unwrap();
-        let ready = Readiness { wanted: AtomicBool::new(true), connected: AtomicBool::new(true) };
+        let ready = Readiness::new(true);
+        ready.set_connected();
         let response = answer("/", &identity(), &ready, peer);
         assert_eq!(response.status(), StatusCode::OK);
         assert!(response.headers().get(CONNECTION).is_none());
@@ -106,5 +118,30 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK, "still answers");
         assert_eq!(response.headers().get(CONNECTION).unwrap(), "close");
         assert!(answer("/readyz", &identity(), &ready, peer).headers().get(CONNECTION).is_none());
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_order_watch_instead_of_failing_the_first_probe() {
+        let ready = Arc::new(Readiness::new(true));
+        let connecting = ready.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            connecting.set_connected();
+        });
+        let start = Instant::now();
+        ready.wait_connected(Duration::from_secs(5)).await;
+        assert!(ready.ready(), "ready once the watch is up");
+        assert!(start.elapsed() < Duration::from_secs(4), "returned when the watch came up, not at the bound");
+    }
+
+    #[tokio::test]
+    async fn readyz_gives_up_at_its_bound_and_never_waits_for_an_agent_switched_unready() {
+        let ready = Readiness::new(true);
+        ready.wait_connected(Duration::from_millis(20)).await;
+        assert!(!ready.ready(), "no watch: still not ready after the bound");
+        let unready = Readiness::new(false);
+        let start = Instant::now();
+        unready.wait_connected(Duration::from_secs(5)).await;
+        assert!(start.elapsed() < Duration::from_secs(4), "an agent not wanted ready answers at once");
     }
 }

@@ -44,7 +44,11 @@ pub async fn run_on(cluster: &Cluster, options: &RunOptions, progress: &dyn Prog
     let mut clock;
 
     progress.phase("deploy");
-    let session = interruptible(Session::start(cluster, options.session.clone(), progress)).await?;
+    // Only the Services the scenario's checks use: fewer objects for the endpoints controller and the
+    // service proxies to program before the data plane settles.
+    let session_options =
+        SessionOptions { service_groups: checks::service_groups(&options.scenario), ..options.session.clone() };
+    let session = interruptible(Session::start(cluster, session_options, progress)).await?;
     phases.push(ReportPhase { name: "deploy".into(), millis: session.deployed_in.as_millis() as u64 });
     phases.push(ReportPhase { name: "ready".into(), millis: session.ready_in.as_millis() as u64 });
     phases.push(ReportPhase { name: "settle".into(), millis: session.settled_in.as_millis() as u64 });

@@ -17,6 +17,7 @@ pub(crate) mod runner_probe;
 pub(crate) mod service_behaviour;
 pub(crate) mod service_path;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -25,8 +26,8 @@ use serde::de::DeserializeOwned;
 use crate::catalog::{self, CheckSpec};
 use crate::protocol::{Attempt, OrderResult};
 use crate::report::{CheckResult, Status, Subject};
-use crate::runner::Session;
 use crate::runner::channel::OrderFailure;
+use crate::runner::{ServiceGroup, Session};
 use crate::scenario::{Params, Scenario, SelectedCheck};
 
 /// When a round runs: the rounds of one phase run at once, the phases one after another in this order,
@@ -81,6 +82,8 @@ pub(crate) struct Round {
     pub(crate) phase: Phase,
     /// What the progress line says while it runs.
     pub(crate) note: &'static str,
+    /// The session's check Services its traffic uses, beside the echo Service.
+    pub(crate) services: &'static [ServiceGroup],
     /// Sends the traffic and judges it.
     pub(crate) run: for<'a> fn(&'a Session, &'a Scenario, &'a AfterAlone) -> RoundFuture<'a>,
 }
@@ -92,6 +95,11 @@ impl Round {
     }
 }
 
+/// The check Services the scenario's rounds use: all that a session for it needs to create.
+pub(crate) fn service_groups(scenario: &Scenario) -> BTreeSet<ServiceGroup> {
+    ROUNDS.iter().filter(|round| round.is_wanted(scenario)).flat_map(|round| round.services.iter().copied()).collect()
+}
+
 /// Every round, in catalog order. Adding a check is a spec and a judge in its round's module; adding a
 /// round is one entry here.
 pub(crate) static ROUNDS: &[Round] = &[
@@ -99,42 +107,49 @@ pub(crate) static ROUNDS: &[Round] = &[
         specs: service_path::SPECS,
         phase: Phase::Probe,
         note: "probing the ClusterIP and pod IPs from every node",
+        services: &[],
         run: |session, scenario, _| Box::pin(service_path::run(session, scenario)),
     },
     Round {
         specs: nodeport::SPECS,
         phase: Phase::Probe,
         note: "probing node ports on every node address",
+        services: &[ServiceGroup::NodePort],
         run: |session, scenario, _| Box::pin(nodeport::run(session, scenario)),
     },
     Round {
         specs: loadbalancer::SPECS,
         phase: Phase::Probe,
         note: "provisioning a LoadBalancer Service and probing its address",
+        services: &[ServiceGroup::NodePort],
         run: |session, scenario, _| Box::pin(loadbalancer::run(session, scenario)),
     },
     Round {
         specs: service_behaviour::SPECS,
         phase: Phase::Alone,
         note: "probing session affinity, UDP and a Service without endpoints",
+        services: &[ServiceGroup::Behaviour],
         run: |session, scenario, _| Box::pin(service_behaviour::run(session, scenario)),
     },
     Round {
         specs: dns::SPECS,
         phase: Phase::Probe,
         note: "asking the cluster DNS from every node",
+        services: &[ServiceGroup::Dns],
         run: |session, scenario, _| Box::pin(dns::run(session, scenario)),
     },
     Round {
         specs: readiness::SPECS,
         phase: Phase::Experiments,
         note: "switching a backend's readiness off and on while every node sends traffic and asks DNS (about 8 s)",
+        services: &[],
         run: |session, scenario, _| Box::pin(readiness::run(session, scenario)),
     },
     Round {
         specs: rollout::SPECS,
         phase: Phase::Beside,
         note: "rolling a Deployment of 3 agents while every node sends traffic",
+        services: &[],
         run: |session, scenario, after_alone| Box::pin(rollout::run(session, scenario, after_alone)),
     },
 ];
@@ -266,5 +281,21 @@ mod tests {
         let scenario = crate::scenario::from_check_ids(&["dns/srv".into()]).expect("known id");
         let wanted: Vec<&str> = ROUNDS.iter().filter(|r| r.is_wanted(&scenario)).map(|r| r.note).collect();
         assert_eq!(wanted, ["asking the cluster DNS from every node"]);
+    }
+
+    #[test]
+    fn a_session_for_a_scenario_creates_only_the_services_its_checks_use() {
+        let groups = |name: &str| service_groups(&crate::scenario::builtin(name).expect("built in"));
+        assert!(groups("quick").is_empty(), "quick's checks use the echo Service only");
+        assert_eq!(groups("full"), ServiceGroup::ALL.into());
+        let ids = |ids: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            service_groups(&crate::scenario::from_check_ids(&ids).expect("known ids"))
+        };
+        assert_eq!(ids(&["nodeport/every-node"]), [ServiceGroup::NodePort].into());
+        assert_eq!(
+            ids(&["dns/srv", "clusterip/session-affinity"]),
+            [ServiceGroup::Behaviour, ServiceGroup::Dns].into()
+        );
     }
 }

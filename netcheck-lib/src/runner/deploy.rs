@@ -12,7 +12,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 
 use super::Cluster;
-use super::manifests::{self, AgentTemplate, COMPONENT_LABEL};
+use super::manifests::{self, AgentTemplate, COMPONENT_LABEL, ServiceGroup};
 use super::services;
 use crate::{Error, Result};
 
@@ -57,12 +57,13 @@ const FATAL_WAITING: &[&str] = &[
 const IMAGE_UNAVAILABLE: &[&str] = &["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"];
 
 /// Creates RBAC, one client per node in `nodes`, `servers` server agents and the echo Service with
-/// the check Services; with `servers` 0, only RBAC and the clients.
+/// the check Services of `groups`; with `servers` 0, only RBAC and the clients.
 pub async fn create(
     cluster: &Cluster,
     ns: &str,
     nodes: &[String],
     servers: i32,
+    groups: &BTreeSet<ServiceGroup>,
     template: &AgentTemplate,
 ) -> Result<()> {
     let client = cluster.client.clone();
@@ -111,13 +112,14 @@ pub async fn create(
             .map_err(fail("server deployment"))
     };
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    let services = std::iter::once(manifests::echo_service(ns)).chain(manifests::check_services(ns)).map(|svc| {
-        let services = services.clone();
-        async move {
-            let name = svc.metadata.name.clone().unwrap_or_default();
-            services.create(&PostParams::default(), &svc).await.map(drop).map_err(fail(&format!("service/{name}")))
-        }
-    });
+    let services =
+        std::iter::once(manifests::echo_service(ns)).chain(manifests::check_services(ns, groups)).map(|svc| {
+            let services = services.clone();
+            async move {
+                let name = svc.metadata.name.clone().unwrap_or_default();
+                services.create(&PostParams::default(), &svc).await.map(drop).map_err(fail(&format!("service/{name}")))
+            }
+        });
     tokio::try_join!(clients, deployment, futures::future::try_join_all(services)).map(drop)
 }
 

@@ -3,7 +3,7 @@
 //! Invariant: every object carries [`MANAGED_BY`] and lives in the run's namespace; agent pods satisfy
 //! the `restricted` Pod Security profile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
@@ -531,8 +531,29 @@ pub fn fresh_service(ns: &str, prefix: &str) -> Service {
     }
 }
 
-/// The Services of the NodePort, affinity, no-endpoint and DNS checks; HTTP only, port [`ECHO_HTTP_PORT`].
-pub fn check_services(ns: &str) -> Vec<Service> {
+/// A group of the Services over the server agents that some checks use beside the echo Service. A
+/// session creates only the groups its checks use: every Service is one more object for the endpoints
+/// controller and every node's service proxy to program before the data plane settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceGroup {
+    /// [`NODEPORT_SERVICE`] and [`LOCAL_SERVICE`]: the NodePort checks, and the LoadBalancer checks'
+    /// test of whether the runner reaches the nodes at all.
+    NodePort,
+    /// [`AFFINITY_SERVICE`] and [`EMPTY_SERVICE`]: session affinity and a Service without endpoints.
+    Behaviour,
+    /// [`HEADLESS_SERVICE`], [`HEADLESS_ALL_SERVICE`], [`CLIENTS_SERVICE`] and [`EXTERNAL_SERVICE`]:
+    /// the DNS checks.
+    Dns,
+}
+
+impl ServiceGroup {
+    /// Every group: what a session creates when its checks are not known in advance.
+    pub const ALL: [ServiceGroup; 3] = [ServiceGroup::NodePort, ServiceGroup::Behaviour, ServiceGroup::Dns];
+}
+
+/// The Services of `groups` (of the NodePort, affinity, no-endpoint and DNS checks); HTTP only, port
+/// [`ECHO_HTTP_PORT`].
+pub fn check_services(ns: &str, groups: &BTreeSet<ServiceGroup>) -> Vec<Service> {
     let http_only = |name: &str, spec: ServiceSpec| {
         let port = ServicePort {
             name: Some("http".into()),
@@ -551,51 +572,46 @@ pub fn check_services(ns: &str) -> Vec<Service> {
             ..Default::default()
         }
     };
-    vec![
-        http_only(NODEPORT_SERVICE, ServiceSpec { type_: Some("NodePort".into()), ..Default::default() }),
-        http_only(
-            LOCAL_SERVICE,
-            ServiceSpec {
-                type_: Some("NodePort".into()),
-                external_traffic_policy: Some("Local".into()),
-                ..Default::default()
-            },
-        ),
-        http_only(AFFINITY_SERVICE, ServiceSpec { session_affinity: Some("ClientIP".into()), ..Default::default() }),
-        http_only(
-            EMPTY_SERVICE,
-            ServiceSpec {
-                selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "nothing-matches".to_string())])),
-                ..Default::default()
-            },
-        ),
-        http_only(HEADLESS_SERVICE, ServiceSpec { cluster_ip: Some("None".into()), ..Default::default() }),
-        http_only(
-            HEADLESS_ALL_SERVICE,
-            ServiceSpec {
-                cluster_ip: Some("None".into()),
-                publish_not_ready_addresses: Some(true),
-                ..Default::default()
-            },
-        ),
-        http_only(
-            CLIENTS_SERVICE,
-            ServiceSpec {
-                cluster_ip: Some("None".into()),
-                selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "client".to_string())])),
-                ..Default::default()
-            },
-        ),
-        Service {
-            metadata: meta(EXTERNAL_SERVICE, ns, &[]),
-            spec: Some(ServiceSpec {
-                type_: Some("ExternalName".into()),
-                external_name: Some(EXTERNAL_TARGET.into()),
-                ..Default::default()
-            }),
+    let external = Service {
+        metadata: meta(EXTERNAL_SERVICE, ns, &[]),
+        spec: Some(ServiceSpec {
+            type_: Some("ExternalName".into()),
+            external_name: Some(EXTERNAL_TARGET.into()),
             ..Default::default()
-        },
+        }),
+        ..Default::default()
+    };
+    let headless = || ServiceSpec { cluster_ip: Some("None".into()), ..Default::default() };
+    let selecting = |component: &str| Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]));
+    let node_port = |policy: Option<&str>| ServiceSpec {
+        type_: Some("NodePort".into()),
+        external_traffic_policy: policy.map(str::to_string),
+        ..Default::default()
+    };
+    use ServiceGroup::{Behaviour, Dns, NodePort};
+    [
+        (NodePort, http_only(NODEPORT_SERVICE, node_port(None))),
+        (NodePort, http_only(LOCAL_SERVICE, node_port(Some("Local")))),
+        (
+            Behaviour,
+            http_only(
+                AFFINITY_SERVICE,
+                ServiceSpec { session_affinity: Some("ClientIP".into()), ..Default::default() },
+            ),
+        ),
+        (
+            Behaviour,
+            http_only(EMPTY_SERVICE, ServiceSpec { selector: selecting("nothing-matches"), ..Default::default() }),
+        ),
+        (Dns, http_only(HEADLESS_SERVICE, headless())),
+        (Dns, http_only(HEADLESS_ALL_SERVICE, ServiceSpec { publish_not_ready_addresses: Some(true), ..headless() })),
+        (Dns, http_only(CLIENTS_SERVICE, ServiceSpec { selector: selecting("client"), ..headless() })),
+        (Dns, external),
     ]
+    .into_iter()
+    .filter(|(group, _)| groups.contains(group))
+    .map(|(_, service)| service)
+    .collect()
 }
 
 #[cfg(test)]
@@ -656,8 +672,26 @@ mod tests {
     }
 
     #[test]
+    fn a_session_creates_only_the_service_groups_asked_for() {
+        let names = |groups: &[ServiceGroup]| -> Vec<String> {
+            check_services("ns", &groups.iter().copied().collect())
+                .into_iter()
+                .filter_map(|s| s.metadata.name)
+                .collect()
+        };
+        assert!(names(&[]).is_empty());
+        assert_eq!(names(&[ServiceGroup::NodePort]), [NODEPORT_SERVICE, LOCAL_SERVICE]);
+        assert_eq!(names(&[ServiceGroup::Behaviour]), [AFFINITY_SERVICE, EMPTY_SERVICE]);
+        assert_eq!(
+            names(&[ServiceGroup::Dns]),
+            [HEADLESS_SERVICE, HEADLESS_ALL_SERVICE, CLIENTS_SERVICE, EXTERNAL_SERVICE]
+        );
+        assert_eq!(names(&ServiceGroup::ALL).len(), 8);
+    }
+
+    #[test]
     fn check_services_have_their_policies() {
-        let services = check_services("ns");
+        let services = check_services("ns", &ServiceGroup::ALL.into());
         let spec = |name: &str| {
             services.iter().find(|s| s.metadata.name.as_deref() == Some(name)).unwrap().spec.clone().unwrap()
         };

@@ -15,11 +15,13 @@ pub mod namespace;
 pub mod services;
 pub(crate) mod settle;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 pub use connect::{Cluster, ConnectOptions, connect};
 pub use deploy::{AgentPod, Agents};
 pub use inventory::{NodeInfo, Placement, Platform};
+pub use manifests::ServiceGroup;
 
 use crate::protocol::{Action, OrderResult};
 use crate::{Error, Result};
@@ -78,6 +80,9 @@ pub struct SessionOptions {
     pub cluster_domain: String,
     /// A name outside the cluster that must resolve (`dns/external`); None: that check is skipped.
     pub external_name: Option<String>,
+    /// The check Services created beside the echo Service (default: every group). The orchestrator
+    /// asks only for the groups its scenario's checks use.
+    pub service_groups: BTreeSet<ServiceGroup>,
 }
 
 impl SessionOptions {
@@ -99,6 +104,7 @@ impl Default for SessionOptions {
             from_runner: FromRunner::Auto,
             cluster_domain: "cluster.local".into(),
             external_name: None,
+            service_groups: ServiceGroup::ALL.into(),
         }
     }
 }
@@ -160,7 +166,7 @@ impl Session {
         };
         let mut deployed_in = Duration::ZERO;
         let deployed = async {
-            deploy::create(cluster, &ns, &usable, options.servers, &template).await?;
+            deploy::create(cluster, &ns, &usable, options.servers, &options.service_groups, &template).await?;
             deployed_in = started.elapsed();
             progress.phase("ready");
             let agents =
