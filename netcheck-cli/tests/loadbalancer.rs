@@ -47,6 +47,14 @@ fn node_output(node: &str, command: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The link-layer address of `node`'s eth0. Read with `ip`, not from `/sys/class/net`: the node's
+/// namespaces share the host's sysfs, which shows the host's own eth0.
+fn link_address(node: &str) -> String {
+    let link = node_output(node, &["ip", "-o", "link", "show", "dev", "eth0"]);
+    let mut words = link.split_whitespace();
+    words.find(|w| *w == "link/ether").and_then(|_| words.next()).expect("eth0 has a link-layer address").to_string()
+}
+
 /// The link-layer address that `node` sends packets for `ip` to (its neighbour entry), if it has one.
 /// A LoadBalancer address announced in layer 2 is reached through whichever node answered ARP for it:
 /// a neighbour entry learnt while another node announced it keeps the traffic going there.
@@ -155,7 +163,7 @@ fn skips_without_an_implementation_passes_with_metallb_and_names_it_when_its_spe
     let from_b = from(&results(&report, "loadbalancer/reachable"), "node-b");
     if from_b["status"] == "pass" {
         let ip = from_b["subject"]["address"].as_str().unwrap().split(':').next().unwrap();
-        let node_a = node_output("node-a", &["cat", "/sys/class/net/eth0/address"]);
+        let node_a = link_address("node-a");
         let next_hop = neighbour_of("node-b", ip);
         assert_eq!(
             next_hop.as_deref(),
