@@ -20,12 +20,15 @@ fn millicores(q: &str) -> u64 {
     }
 }
 
-/// CPU requested on `node` by the pods that hold it (not finished).
+/// CPU requested on `node` by the pods that will keep holding it: not finished, not being deleted. A
+/// terminating pod from an earlier test frees its request when it goes; counted, it left the hog too
+/// small once it had gone, and the client agent fitted.
 async fn requested_on(pods: &Api<Pod>, node: &str) -> u64 {
     let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
     let list = pods.list(&on_node).await.expect("pods listed");
     list.items
         .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
         .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
         .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu").map(|q| millicores(&q.0)))
