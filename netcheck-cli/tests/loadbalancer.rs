@@ -51,17 +51,20 @@ fn node_output(node: &str, command: &[&str]) -> String {
 /// namespaces share the host's sysfs, which shows the host's own eth0.
 fn link_address(node: &str) -> String {
     let link = node_output(node, &["ip", "-o", "link", "show", "dev", "eth0"]);
-    let mut words = link.split_whitespace();
-    words.find(|w| *w == "link/ether").and_then(|_| words.next()).expect("eth0 has a link-layer address").to_string()
+    word_after(&link, "link/ether").expect("eth0 has a link-layer address")
+}
+
+/// The word that follows `key` in `ip`'s output (`lladdr 0a:…`, `link/ether 0a:…`).
+fn word_after(text: &str, key: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == key).and_then(|_| words.next()).map(str::to_string)
 }
 
 /// The link-layer address that `node` sends packets for `ip` to (its neighbour entry), if it has one.
 /// A LoadBalancer address announced in layer 2 is reached through whichever node answered ARP for it:
 /// a neighbour entry learnt while another node announced it keeps the traffic going there.
 fn neighbour_of(node: &str, ip: &str) -> Option<String> {
-    let entry = node_output(node, &["ip", "neigh", "show", ip, "dev", "eth0"]);
-    let mut words = entry.split_whitespace();
-    words.find(|w| *w == "lladdr").and_then(|_| words.next()).map(str::to_string)
+    word_after(&node_output(node, &["ip", "neigh", "show", ip, "dev", "eth0"]), "lladdr")
 }
 
 fn run_loadbalancer_scenario(case: &str) -> (Option<i32>, serde_json::Value) {

@@ -356,7 +356,7 @@ pub fn rollout_objects(ns: &str, replicas: i32, template: &AgentTemplate) -> (De
     service.metadata.name = Some(ROLLOUT_SERVICE.into());
     service.metadata.generate_name = None;
     if let Some(spec) = service.spec.as_mut() {
-        spec.selector = Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "rollout".to_string())]));
+        spec.selector = Some(component_selector("rollout"));
     }
     (deployment, service)
 }
@@ -377,7 +377,7 @@ pub(crate) fn agent_deployment(
     replicas: i32,
     template: &AgentTemplate,
 ) -> Deployment {
-    let selector = BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]);
+    let selector = component_selector(component);
     let delay = EnvVar {
         name: "NETCHECK_SHUTDOWN_DELAY_MS".into(),
         value: Some(SHUTDOWN_DELAY_MS.to_string()),
@@ -416,7 +416,7 @@ pub fn echo_service(ns: &str) -> Service {
     Service {
         metadata: meta(ECHO_SERVICE, ns, &[]),
         spec: Some(ServiceSpec {
-            selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])),
+            selector: Some(component_selector("server")),
             ports: Some(vec![
                 ServicePort {
                     name: Some("http".into()),
@@ -469,7 +469,7 @@ pub fn loadbalancer_service(ns: &str, name: &str, component: &str, local: bool) 
     service.metadata.generate_name = None;
     if let Some(spec) = service.spec.as_mut() {
         spec.type_ = Some("LoadBalancer".into());
-        spec.selector = Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]));
+        spec.selector = Some(component_selector(component));
         if local {
             spec.external_traffic_policy = Some("Local".into());
         }
@@ -517,7 +517,7 @@ pub fn fresh_service(ns: &str, prefix: &str) -> Service {
     Service {
         metadata: ObjectMeta { name: None, generate_name: Some(prefix.into()), ..meta(prefix, ns, &[]) },
         spec: Some(ServiceSpec {
-            selector: Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])),
+            selector: Some(component_selector("server")),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
                 port: ECHO_HTTP_PORT,
@@ -529,6 +529,11 @@ pub fn fresh_service(ns: &str, prefix: &str) -> Service {
         }),
         ..Default::default()
     }
+}
+
+/// The selector (and pod labels) of the agents of one `component`: `server`, `client`, `rollout`, ...
+fn component_selector(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())])
 }
 
 /// A group of the Services over the server agents that some checks use beside the echo Service. A
@@ -562,10 +567,7 @@ pub fn check_services(ns: &str, groups: &BTreeSet<ServiceGroup>) -> Vec<Service>
             protocol: Some("TCP".into()),
             ..Default::default()
         };
-        let selector = spec
-            .selector
-            .clone()
-            .or_else(|| Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), "server".to_string())])));
+        let selector = spec.selector.clone().or_else(|| Some(component_selector("server")));
         Service {
             metadata: meta(name, ns, &[]),
             spec: Some(ServiceSpec { ports: Some(vec![port]), selector, ..spec }),
@@ -582,7 +584,6 @@ pub fn check_services(ns: &str, groups: &BTreeSet<ServiceGroup>) -> Vec<Service>
         ..Default::default()
     };
     let headless = || ServiceSpec { cluster_ip: Some("None".into()), ..Default::default() };
-    let selecting = |component: &str| Some(BTreeMap::from([(COMPONENT_LABEL.to_string(), component.to_string())]));
     let node_port = |policy: Option<&str>| ServiceSpec {
         type_: Some("NodePort".into()),
         external_traffic_policy: policy.map(str::to_string),
@@ -601,11 +602,14 @@ pub fn check_services(ns: &str, groups: &BTreeSet<ServiceGroup>) -> Vec<Service>
         ),
         (
             Behaviour,
-            http_only(EMPTY_SERVICE, ServiceSpec { selector: selecting("nothing-matches"), ..Default::default() }),
+            http_only(
+                EMPTY_SERVICE,
+                ServiceSpec { selector: Some(component_selector("nothing-matches")), ..Default::default() },
+            ),
         ),
         (Dns, http_only(HEADLESS_SERVICE, headless())),
         (Dns, http_only(HEADLESS_ALL_SERVICE, ServiceSpec { publish_not_ready_addresses: Some(true), ..headless() })),
-        (Dns, http_only(CLIENTS_SERVICE, ServiceSpec { selector: selecting("client"), ..headless() })),
+        (Dns, http_only(CLIENTS_SERVICE, ServiceSpec { selector: Some(component_selector("client")), ..headless() })),
         (Dns, external),
     ]
     .into_iter()
